@@ -1,0 +1,329 @@
+/* config.c: INI parsing through inih, with every key checked. inih reports only the line of
+ * the first error; the handler keeps the first message and the two are joined. */
+#include "config/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <syslog.h>
+
+void config_init(struct ward_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/ward");
+	snprintf(c->runtime_dir, sizeof(c->runtime_dir), "/run/ward");
+	c->mode = WARD_MODE_PROTECT;
+	c->log_level = LOG_INFO;
+	c->proc_grace_s = 60;
+}
+
+void config_free(struct ward_config *c)
+{
+	for (int i = 0; i < c->nwatch; i++)
+		free(c->watch[i]);
+	for (int i = 0; i < c->nexclude; i++)
+		free(c->exclude[i]);
+	c->nwatch = c->nexclude = 0;
+}
+
+int config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int config_parse_duration(const char *s, uint32_t *seconds)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (end == s || errno || s[0] == '-')
+		return -EINVAL;
+	unsigned long mul = 1;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		mul = 60, end++;
+	else if (*end == 'h')
+		mul = 3600, end++;
+	else if (*end == 'd')
+		mul = 86400, end++;
+	if (*end || v > UINT32_MAX / mul)
+		return -EINVAL;
+	*seconds = (uint32_t)(v * mul);
+	return 0;
+}
+
+int config_parse_mode(const char *s, enum ward_mode *out)
+{
+	if (strcmp(s, "protect") == 0)
+		*out = WARD_MODE_PROTECT;
+	else if (strcmp(s, "monitor") == 0)
+		*out = WARD_MODE_MONITOR;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int config_parse_log_level(const char *s, int *out)
+{
+	static const struct {
+		const char *n;
+		int l;
+	} t[] = {{"error", LOG_ERR}, {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+		 {"info", LOG_INFO}, {"debug", LOG_DEBUG}};
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (strcmp(s, t[i].n) == 0) {
+			*out = t[i].l;
+			return 0;
+		}
+	return -EINVAL;
+}
+
+/* Makes path absolute and removes "." / ".." / duplicate slashes without touching the
+ * filesystem (the root may not exist yet when a config is checked). */
+static int normalize(const char *in, char *out, size_t cap)
+{
+	char tmp[CONFIG_PATH_MAX];
+	if (in[0] == '\0')
+		return -EINVAL;
+	if (in[0] != '/') {
+		char cwd[CONFIG_PATH_MAX];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return -errno;
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s/%s", cwd, in) >= sizeof(tmp))
+			return -ENAMETOOLONG;
+	} else {
+		if (strlen(in) >= sizeof(tmp))
+			return -ENAMETOOLONG;
+		strcpy(tmp, in);
+	}
+	size_t o = 0;
+	char *save = NULL;
+	for (char *seg = strtok_r(tmp, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+		if (strcmp(seg, ".") == 0)
+			continue;
+		if (strcmp(seg, "..") == 0) {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--;
+			continue;
+		}
+		size_t l = strlen(seg);
+		if (o + 1 + l + 1 > cap)
+			return -ENAMETOOLONG;
+		out[o++] = '/';
+		memcpy(out + o, seg, l);
+		o += l;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return 0;
+}
+
+static int add_path(char **list, int *n, const char *what, const char *path, char *err,
+		    size_t errlen)
+{
+	char norm[CONFIG_PATH_MAX];
+	int rc = normalize(path, norm, sizeof(norm));
+	if (rc) {
+		snprintf(err, errlen, "%s \"%s\": %s", what, path,
+			 rc == -EINVAL ? "empty path" : strerror(-rc));
+		return rc;
+	}
+	for (int i = 0; i < *n; i++)
+		if (strcmp(list[i], norm) == 0)
+			return 0; /* listed twice: harmless */
+	if (*n >= CONFIG_MAX_LIST) {
+		snprintf(err, errlen, "%s: more than %d paths", what, CONFIG_MAX_LIST);
+		return -E2BIG;
+	}
+	list[*n] = strdup(norm);
+	if (!list[*n]) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	(*n)++;
+	return 0;
+}
+
+int config_add_watch(struct ward_config *c, const char *path, char *err, size_t errlen)
+{
+	return add_path(c->watch, &c->nwatch, "watch", path, err, errlen);
+}
+
+int config_add_exclude(struct ward_config *c, const char *path, char *err, size_t errlen)
+{
+	return add_path(c->exclude, &c->nexclude, "exclude", path, err, errlen);
+}
+
+static int set_dir(char *dst, const char *key, const char *v, char *err, size_t errlen)
+{
+	char norm[CONFIG_PATH_MAX];
+	if (v[0] != '/') {
+		snprintf(err, errlen, "%s must be an absolute path, not \"%s\"", key, v);
+		return -EINVAL;
+	}
+	int rc = normalize(v, norm, sizeof(norm));
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", key, strerror(-rc));
+		return rc;
+	}
+	strcpy(dst, norm);
+	return 0;
+}
+
+struct parse_ctx {
+	struct ward_config *c;
+	char msg[512];
+	bool failed;
+};
+
+/* inih handler: 1 = accepted, 0 = error (inih then reports this line). */
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_ctx *pc = user;
+	struct ward_config *c = pc->c;
+	char *m = pc->msg;
+	size_t ml = sizeof(pc->msg);
+	int rc = 0;
+	if (pc->failed)
+		return 1; /* keep the first error only */
+
+	if (!name) { /* a section header (INI_CALL_HANDLER_ON_NEW_SECTION builds) */
+		return 1;
+	}
+	if (strcmp(section, "ward") == 0) {
+		if (strcmp(name, "watch") == 0)
+			rc = config_add_watch(c, value, m, ml);
+		else if (strcmp(name, "exclude") == 0)
+			rc = config_add_exclude(c, value, m, ml);
+		else if (strcmp(name, "state_dir") == 0)
+			rc = set_dir(c->state_dir, name, value, m, ml);
+		else if (strcmp(name, "runtime_dir") == 0)
+			rc = set_dir(c->runtime_dir, name, value, m, ml);
+		else if (strcmp(name, "mode") == 0) {
+			if ((rc = config_parse_mode(value, &c->mode)))
+				snprintf(m, ml, "mode must be protect or monitor, not \"%s\"", value);
+		} else if (strcmp(name, "log_level") == 0) {
+			if ((rc = config_parse_log_level(value, &c->log_level)))
+				snprintf(m, ml, "log_level must be error, warning, notice, info or debug, not \"%s\"",
+					 value);
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [ward]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "sensor") == 0) {
+		if (strcmp(name, "unlimited_queue") == 0) {
+			if ((rc = config_parse_bool(value, &c->unlimited_queue)))
+				snprintf(m, ml, "unlimited_queue must be yes or no, not \"%s\"", value);
+		} else if (strcmp(name, "ebpf") == 0) {
+			bool on;
+			if ((rc = config_parse_bool(value, &on)))
+				snprintf(m, ml, "ebpf must be yes or no, not \"%s\"", value);
+			else
+				c->no_bpf = !on;
+		} else if (strcmp(name, "process_grace") == 0) {
+			if ((rc = config_parse_duration(value, &c->proc_grace_s)) || c->proc_grace_s == 0) {
+				snprintf(m, ml, "process_grace must be a positive duration such as 60s or 5m, not \"%s\"",
+					 value);
+				rc = -EINVAL;
+			}
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [sensor]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "output") == 0) {
+		if (strcmp(name, "events_file") == 0)
+			rc = set_dir(c->events_file, name, value, m, ml);
+		else {
+			snprintf(m, ml, "unknown key \"%s\" in [output]", name);
+			rc = -EINVAL;
+		}
+	} else if (section[0] == '\0') {
+		snprintf(m, ml, "key \"%s\" is outside any section (start with [ward])", name);
+		rc = -EINVAL;
+	} else {
+		snprintf(m, ml, "unknown section [%s]", section);
+		rc = -EINVAL;
+	}
+	if (rc) {
+		pc->failed = true;
+		return 0;
+	}
+	return 1;
+}
+
+static int finish(int r, struct parse_ctx *pc, const char *name, char *err, size_t errlen)
+{
+	if (r == 0)
+		return 0;
+	if (r == -1) {
+		snprintf(err, errlen, "%s: %s", name, strerror(errno ? errno : ENOENT));
+		return -ENOENT;
+	}
+	if (r == -2) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -ENOMEM;
+	}
+	snprintf(err, errlen, "%s:%d: %s", name, r,
+		 pc->failed ? pc->msg : "syntax error (expected [section], key = value or a comment)");
+	return -EINVAL;
+}
+
+int config_load_file(struct ward_config *c, const char *path, char *err, size_t errlen)
+{
+	struct parse_ctx pc = {.c = c};
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	int r = ini_parse_file(f, handler, &pc);
+	fclose(f);
+	return finish(r, &pc, path, err, errlen);
+}
+
+int config_load_string(struct ward_config *c, const char *text, const char *name, char *err,
+		       size_t errlen)
+{
+	struct parse_ctx pc = {.c = c};
+	return finish(ini_parse_string(text, handler, &pc), &pc, name, err, errlen);
+}
+
+int config_validate(const struct ward_config *c, char *err, size_t errlen)
+{
+	if (c->nwatch == 0) {
+		snprintf(err, errlen, "nothing to watch: give --watch PATH or watch = PATH in [ward]");
+		return -EINVAL;
+	}
+	for (int i = 0; i < c->nwatch; i++) {
+		struct stat st;
+		if (stat(c->watch[i], &st) < 0) {
+			snprintf(err, errlen, "watch %s: %s", c->watch[i], strerror(errno));
+			return -errno;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "watch %s: not a directory", c->watch[i]);
+			return -ENOTDIR;
+		}
+	}
+	return 0;
+}

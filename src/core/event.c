@@ -1,0 +1,41 @@
+/* event.c: names of event operations, shared by outputs and the trace reader. */
+#include "core/event.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const char *const op_names[WOP__COUNT] = {
+	[WOP_CREATE] = "create",       [WOP_MODIFY] = "modify",
+	[WOP_CLOSE_WRITE] = "close_write", [WOP_RENAME] = "rename",
+	[WOP_DELETE] = "delete",       [WOP_MKDIR] = "mkdir",
+	[WOP_RMDIR] = "rmdir",         [WOP_OVERFLOW] = "overflow",
+};
+
+const char *ward_op_name(enum ward_op op)
+{
+	return (unsigned)op < WOP__COUNT ? op_names[op] : "unknown";
+}
+
+int ward_op_parse(const char *name)
+{
+	for (int i = 0; i < WOP__COUNT; i++)
+		if (strcmp(op_names[i], name) == 0)
+			return i;
+	return -EINVAL;
+}
+
+const char *ward_op_ecs_type(enum ward_op op)
+{
+	switch (op) {
+	case WOP_CREATE:
+	case WOP_MKDIR:
+		return "creation";
+	case WOP_DELETE:
+	case WOP_RMDIR:
+		return "deletion";
+	case WOP_OVERFLOW:
+		return "info";
+	default:
+		return "change";
+	}
+}
