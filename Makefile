@@ -60,11 +60,19 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libward.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) $< $(BUILD)/libward.a $(LDLIBS) -o $@
 
-# Fuzz targets: libFuzzer + ASan/UBSan, built with clang against the library sources.
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -I$(BUILD)/gen -fsanitize=fuzzer,address,undefined
-$(BUILD)/fuzz/%: fuzz/%.c $(LIBSRCS) $(SKELS)
+# Fuzz targets: libFuzzer + ASan/UBSan, built with clang against the library compiled once
+# with coverage instrumentation.
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -g -O1 -Isrc -I$(BUILD)/gen -pthread \
+               -fsanitize=fuzzer-no-link,address,undefined
+FUZZOBJS := $(patsubst src/%.c,$(BUILD)/fuzzobj/%.o,$(LIBSRCS))
+$(BUILD)/fuzzobj/%.o: src/%.c $(SKELS)
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_CFLAGS) $< $(LIBSRCS) $(LDLIBS) -o $@
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+$(BUILD)/libward-fuzz.a: $(FUZZOBJS)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/fuzz/%: fuzz/%.c $(BUILD)/libward-fuzz.a
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libward-fuzz.a $(LDLIBS) -o $@
 fuzz: $(FUZZ)
 FUZZ_SECONDS ?= 20
 fuzz-run: $(FUZZ)

@@ -636,8 +636,12 @@ static void handle_rec(struct sensor *s, const struct rec *r, const struct times
 	if (r->fid) {
 		struct file_handle *fh = fid_handle(r->fid);
 		ev->ino = handle_ino(fh);
-		/* size matters for content changes; deletes have nothing left to stat */
-		if (!(mask & FAN_DELETE) && !ev->is_dir) {
+		/* Size is reported where it means something: the final size at close-after-write
+		 * and the size of a renamed file. Stat-ing every create and modify would cost
+		 * three syscalls per record for a number that is stale when read. Deletes have
+		 * nothing left to stat. */
+		if (!ev->is_dir && ((mask & (FAN_CLOSE_WRITE | FAN_RENAME)) || !ev->ino) &&
+		    !(mask & FAN_DELETE)) {
 			int mfd = mount_fd_for(s, (const fsid_t *)&r->fid->fsid);
 			int fd = mfd >= 0 ? open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC) : -1;
 			if (fd >= 0) {

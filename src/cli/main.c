@@ -77,9 +77,9 @@ static int parse(struct cli *cl, int argc, char **argv)
 	char err[640];
 	const char *config = NULL, *state = NULL;
 	opterr = 0;
-	optind = 1;
+	optind = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (c == OPT_CONFIG)
 			config = optarg;
 		else if (c == OPT_STATE)
@@ -100,8 +100,8 @@ static int parse(struct cli *cl, int argc, char **argv)
 		snprintf(cl->cfg.runtime_dir, sizeof(cl->cfg.runtime_dir), "%s", abs ? abs : state);
 		free(abs);
 	}
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STATE:
 		case OPT_CONFIG:
