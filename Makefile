@@ -36,7 +36,7 @@ all: $(BUILD)/ward $(UNITS) $(HELPERS) $(BENCHES)
 $(BUILD)/gen/vmlinux.h:
 	@mkdir -p $(@D)
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@.tmp && mv $@.tmp $@
-$(BUILD)/gen/%.bpf.o: src/%.bpf.c $(BUILD)/gen/vmlinux.h $(wildcard src/*/*.h)
+$(BUILD)/gen/%.bpf.o: src/%.bpf.c src/%.h $(BUILD)/gen/vmlinux.h
 	@mkdir -p $(@D)
 	$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -I$(BUILD)/gen -Isrc -c $< -o $@
 $(BUILD)/gen/%.skel.h: $(BUILD)/gen/%.bpf.o

@@ -633,8 +633,13 @@ static void handle_rec(struct sensor *s, const struct rec *r, const struct times
 		s->st.attrib_fail++;
 	ev->proc = p;
 
+	ev->handle = NULL;
+	ev->mount_fd = -1;
+	ev->content.valid = false;
 	if (r->fid) {
 		struct file_handle *fh = fid_handle(r->fid);
+		ev->handle = fh;
+		ev->mount_fd = mount_fd_for(s, (const fsid_t *)&r->fid->fsid);
 		ev->ino = handle_ino(fh);
 		/* Size is reported where it means something: the final size at close-after-write
 		 * and the size of a renamed file. Stat-ing every create and modify would cost
@@ -706,6 +711,7 @@ int sensor_process(struct sensor *s)
 				ev->ts = now;
 				ev->size = -1;
 				ev->lost = s->st.overflows;
+				ev->mount_fd = -1;
 				ev->proc = proccache_get(s->pc, getpid());
 				emit(s, WOP_OVERFLOW);
 				continue;
@@ -740,6 +746,11 @@ void sensor_stats(const struct sensor *s, struct sensor_stats *out)
 	proccache_stats(s->pc, &ps);
 	out->proc_entries = ps.entries;
 	out->bpf_lost = s->pm ? procmon_lost(s->pm) : 0;
+}
+
+const struct ward_proc *sensor_proc(struct sensor *s, pid_t pid)
+{
+	return proccache_get(s->pc, pid);
 }
 
 void sensor_close(struct sensor *s)

@@ -36,7 +36,7 @@ struct sensor_stats {
 };
 
 struct sensor;
-typedef void (*sensor_cb)(const struct ward_event *ev, void *ctx);
+typedef void (*sensor_cb)(struct ward_event *ev, void *ctx);
 
 /* Probes the kernel, creates the group and marks every root's filesystem. Prints nothing;
  * sensor_features() says what could and could not be enabled. Returns 0 or -errno and,
@@ -52,6 +52,8 @@ int sensor_process(struct sensor *s);
 /* Periodic upkeep (expire dead processes); call about once a second. */
 void sensor_housekeep(struct sensor *s);
 void sensor_stats(const struct sensor *s, struct sensor_stats *out);
+/* The process cache's record for pid (see proccache_get for its lifetime). */
+const struct ward_proc *sensor_proc(struct sensor *s, pid_t pid);
 /* One line per feature: "enabled: ..." / "unavailable: ... (reason)". Valid while s lives. */
 const char *sensor_features(const struct sensor *s);
 void sensor_close(struct sensor *s);          /* accepts NULL */

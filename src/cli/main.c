@@ -13,6 +13,8 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "daemon/daemon.h"
+#include "detect/engine.h"
+#include "response/incident.h"
 #include "trace/ecs.h"
 #include "trace/trace.h"
 
@@ -29,8 +31,10 @@ static void usage(FILE *f)
 	      "           run the daemon in the foreground until SIGTERM/SIGINT\n"
 	      "  trace    --watch PATH... print every file event as an ECS JSON line\n"
 	      "  record   FILE --watch PATH...  save the event stream to FILE (a versioned trace)\n"
-	      "  replay   FILE    read a trace back, print its events as JSON lines\n"
+	      "  replay   FILE [--detect]  read a trace back: its events, or what the detector finds\n"
 	      "  status   [--state DIR] [--json]  is ward running and watching? (exit 0 if so, 3 if not)\n"
+	      "  incidents [ID] [--json]  list incidents (or show one)\n"
+	      "  allow    ID      resume a stopped actor after a false alarm and allow-list it\n"
 	      "  check-config [--config FILE]  validate a configuration without starting\n"
 	      "  version\n"
 	      "\n"
@@ -41,13 +45,15 @@ static void usage(FILE *f)
 	      "  --watch PATH       a directory tree to protect (repeatable)\n"
 	      "  --exclude PATH     a subtree never reported (repeatable)\n"
 	      "  --log-level LEVEL  error, warning, notice, info or debug\n"
-	      "  --no-ebpf          do not load the eBPF process monitor\n",
+	      "  --mode MODE        protect (stop attackers, the default) or monitor (alert only)\n"
+	      "  --no-ebpf          do not load the eBPF process monitor\n"
+	      "  --sensor-only      run the sensor without detection (benchmarks)\n",
 	      f);
 }
 
 enum {
 	OPT_STATE = 1000, OPT_CONFIG, OPT_WATCH, OPT_EXCLUDE, OPT_MODE, OPT_LOG, OPT_NOBPF,
-	OPT_JSON, OPT_EVENTS, OPT_HELP
+	OPT_JSON, OPT_EVENTS, OPT_HELP, OPT_SENSOR_ONLY, OPT_DETECT
 };
 static const struct option opts[] = {
 	{"state", required_argument, NULL, OPT_STATE},
@@ -60,6 +66,8 @@ static const struct option opts[] = {
 	{"json", no_argument, NULL, OPT_JSON},
 	{"events-file", required_argument, NULL, OPT_EVENTS},
 	{"help", no_argument, NULL, OPT_HELP},
+	{"sensor-only", no_argument, NULL, OPT_SENSOR_ONLY},
+	{"detect", no_argument, NULL, OPT_DETECT},
 	{0},
 };
 
@@ -67,6 +75,7 @@ struct cli {
 	const char *cmd;
 	struct ward_config cfg;
 	bool json;
+	bool detect;
 	char *pos[8]; /* positional arguments */
 	int npos;
 };
@@ -138,6 +147,12 @@ static int parse(struct cli *cl, int argc, char **argv)
 		case OPT_JSON:
 			cl->json = true;
 			break;
+		case OPT_SENSOR_ONLY:
+			cl->cfg.detect = false;
+			break;
+		case OPT_DETECT:
+			cl->detect = true;
+			break;
 		case OPT_EVENTS:
 			if (optarg[0] != '/') {
 				fprintf(stderr, "ward: %s: --events-file needs an absolute path\n", cl->cmd);
@@ -175,14 +190,14 @@ static int need_pos(struct cli *cl, int n, const char *what)
 	return 0;
 }
 
-static int run_daemon(struct cli *cl, FILE *out, bool control)
+static int run_daemon(struct cli *cl, FILE *out, bool control, bool inspect)
 {
 	char err[640];
 	if (config_validate(&cl->cfg, err, sizeof(err))) {
 		fprintf(stderr, "ward: %s: %s\n", cl->cmd, err);
 		return EXIT_USAGE;
 	}
-	struct daemon_opts o = {.cfg = &cl->cfg, .events_out = out, .control = control, .what = cl->cmd};
+	struct daemon_opts o = {.cfg = &cl->cfg, .events_out = out, .control = control, .inspect = inspect, .what = cl->cmd};
 	return daemon_run(&o) ? 1 : 0;
 }
 
@@ -199,12 +214,38 @@ static int cmd_record(struct cli *cl)
 	char host[256] = "";
 	gethostname(host, sizeof(host) - 1);
 	trace_write_header(f, host);
-	rc = run_daemon(cl, f, false);
+	cl->cfg.detect = false; /* recording only: content is inspected and kept in the trace */
+	rc = run_daemon(cl, f, false, true);
 	if (fclose(f) != 0) {
 		fprintf(stderr, "ward: record: %s: %s\n", cl->pos[0], strerror(errno));
 		rc = 1;
 	}
 	return rc;
+}
+
+static void replay_detect(const struct detection *d, void *ctx)
+{
+	struct jsonw w;
+	jsonw_init(&w);
+	jsonw_obj_open(&w, NULL);
+	jsonw_str(&w, "detection", d->level);
+	jsonw_int(&w, "pid", d->pid);
+	jsonw_str(&w, "executable", d->exe);
+	jsonw_double(&w, "score", d->score);
+	jsonw_uint(&w, "files", d->nfiles_total);
+	jsonw_arr_open(&w, "evidence");
+	for (int i = 0; i < d->nevidence; i++) {
+		jsonw_obj_open(&w, NULL);
+		jsonw_str(&w, "indicator", d->evidence[i].indicator);
+		jsonw_int(&w, "points", d->evidence[i].points);
+		jsonw_str(&w, "path", d->evidence[i].path);
+		jsonw_obj_close(&w);
+	}
+	jsonw_arr_close(&w);
+	jsonw_obj_close(&w);
+	puts(w.buf ? w.buf : "{}");
+	(*(unsigned long *)ctx)++;
+	jsonw_free(&w);
 }
 
 static int cmd_replay(struct cli *cl)
@@ -221,20 +262,42 @@ static int cmd_replay(struct cli *cl)
 	struct ward_event *ev = malloc(sizeof(*ev));
 	struct jsonw w;
 	jsonw_init(&w);
-	unsigned long n = 0;
+	unsigned long n = 0, detections = 0;
 	rc = 0;
-	int got;
+	int got = 0;
+	/* --detect: the detector runs over the recorded events as it would have live (monitor
+	 * mode: nothing is stopped); each detection is printed as a JSON line */
+	struct engine *eng = NULL;
+	if (cl->detect) {
+		struct engine_cfg ec = {.threshold = cl->cfg.threshold, .half_life_s = cl->cfg.half_life_s,
+					.allow_exe = (const char *const *)cl->cfg.allow_exe, .nallow = cl->cfg.nallow,
+					.on_detect = replay_detect, .ctx = &detections};
+		if (engine_create(&eng, &ec)) {
+			fprintf(stderr, "ward: replay: out of memory\n");
+			rc = 1;
+			goto done;
+		}
+	}
 	while (ev && (got = trace_reader_next(r, ev, err, sizeof(err))) == 1) {
+		n++;
+		if (eng) {
+			engine_event(eng, ev);
+			continue;
+		}
 		jsonw_reset(&w);
 		ecs_event(&w, ev, NULL);
 		puts(w.buf ? w.buf : "");
-		n++;
 	}
 	if (!ev || got < 0) {
 		fprintf(stderr, "ward: replay: %s\n", ev ? err : "out of memory");
 		rc = 1;
 	}
-	fprintf(stderr, "ward: replay: %lu events\n", n);
+	fprintf(stderr, "ward: replay: %lu events", n);
+	if (eng)
+		fprintf(stderr, ", %lu detection(s)", detections);
+	fputc('\n', stderr);
+done:
+	engine_destroy(eng);
 	jsonw_free(&w);
 	free(ev);
 	trace_reader_close(r);
@@ -278,6 +341,83 @@ static int cmd_status(struct cli *cl)
 	return watching ? 0 : EXIT_NOT_RUNNING;
 }
 
+static int print_incident(const struct incident *i, void *ctx)
+{
+	struct cli *cl = ctx;
+	if (cl->json) {
+		incident_print_json(stdout, i);
+		return 0;
+	}
+	time_t t = (time_t)(i->created_ns / 1000000000ull);
+	struct tm tm;
+	char when[32];
+	localtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	printf("%-26s %s  %-9s score %-5.0f pid %-7d %s (%u files)\n", i->id, when, i->status, i->score, i->pid,
+	       i->exe, i->nfiles);
+	return 0;
+}
+
+static int cmd_incidents(struct cli *cl)
+{
+	struct incident_db *db;
+	int rc = incident_db_open(&db, cl->cfg.state_dir, true);
+	if (rc == -ENOENT) {
+		if (!cl->json)
+			printf("no incidents (no %s/incidents.db)\n", cl->cfg.state_dir);
+		return 0;
+	}
+	if (rc) {
+		fprintf(stderr, "ward: incidents: %s/incidents.db: %s\n", cl->cfg.state_dir, strerror(-rc));
+		return 1;
+	}
+	if (cl->npos == 1) {
+		struct incident i;
+		rc = incident_get(db, cl->pos[0], &i);
+		if (rc == 0) {
+			incident_print_json(stdout, &i);
+			incident_clear(&i);
+		} else {
+			fprintf(stderr, "ward: incidents: %s: %s\n", cl->pos[0], rc == -ENOENT ? "no such incident" : strerror(-rc));
+		}
+	} else {
+		rc = incident_each(db, print_incident, cl);
+		if (rc)
+			fprintf(stderr, "ward: incidents: %s\n", strerror(-rc));
+	}
+	incident_db_close(db);
+	return rc ? 1 : 0;
+}
+
+static int cmd_allow(struct cli *cl)
+{
+	int rc = need_pos(cl, 1, "usage: ward allow INCIDENT-ID");
+	if (rc)
+		return rc;
+	char req[CONTROL_REQ_MAX], reply[4096];
+	if (strlen(cl->pos[0]) > 64 || strchr(cl->pos[0], '\n')) {
+		fprintf(stderr, "ward: allow: not an incident id: %s\n", cl->pos[0]);
+		return EXIT_USAGE;
+	}
+	snprintf(req, sizeof(req), "allow %s", cl->pos[0]);
+	rc = control_request(cl->cfg.runtime_dir, req, reply, sizeof(reply));
+	if (rc) {
+		fprintf(stderr, "ward: allow: ward is not running (%s)\n", strerror(-rc));
+		return EXIT_NOT_RUNNING;
+	}
+	json_object *o = json_tokener_parse(reply), *v;
+	if (o && json_object_object_get_ex(o, "error", &v)) {
+		fprintf(stderr, "ward: allow: %s: %s\n", cl->pos[0], json_object_get_string(v));
+		json_object_put(o);
+		return 1;
+	}
+	printf("%s: allowed %s, resumed %d process(es)\n", cl->pos[0],
+	       o && json_object_object_get_ex(o, "allowed", &v) ? json_object_get_string(v) : "?",
+	       o && json_object_object_get_ex(o, "resumed", &v) ? json_object_get_int(v) : 0);
+	json_object_put(o);
+	return 0;
+}
+
 static int cmd_check_config(struct cli *cl)
 {
 	char err[640];
@@ -310,16 +450,20 @@ int main(int argc, char **argv)
 	if (rc)
 		goto out;
 	if (strcmp(cl.cmd, "run") == 0)
-		rc = need_pos(&cl, 0, "run takes no arguments (did you mean --watch PATH?)") ?: run_daemon(&cl, NULL, true);
+		rc = need_pos(&cl, 0, "run takes no arguments (did you mean --watch PATH?)") ?: run_daemon(&cl, NULL, true, false);
 	else if (strcmp(cl.cmd, "trace") == 0) {
 		setvbuf(stdout, NULL, _IOFBF, 1 << 16);
-		rc = need_pos(&cl, 0, "trace takes no arguments (did you mean --watch PATH?)") ?: run_daemon(&cl, stdout, false);
+		rc = need_pos(&cl, 0, "trace takes no arguments (did you mean --watch PATH?)") ?: (cl.cfg.detect = false, run_daemon(&cl, stdout, false, false));
 	} else if (strcmp(cl.cmd, "record") == 0)
 		rc = cmd_record(&cl);
 	else if (strcmp(cl.cmd, "replay") == 0)
 		rc = cmd_replay(&cl);
 	else if (strcmp(cl.cmd, "status") == 0)
 		rc = cmd_status(&cl);
+	else if (strcmp(cl.cmd, "incidents") == 0)
+		rc = cmd_incidents(&cl);
+	else if (strcmp(cl.cmd, "allow") == 0)
+		rc = cmd_allow(&cl);
 	else if (strcmp(cl.cmd, "check-config") == 0)
 		rc = cmd_check_config(&cl);
 	else {

@@ -20,6 +20,13 @@ void config_init(struct ward_config *c)
 	c->mode = WARD_MODE_PROTECT;
 	c->log_level = LOG_INFO;
 	c->proc_grace_s = 60;
+	c->alerts_max_bytes = 64ull << 20;
+	c->detect = true;
+	c->threshold = 100;
+	c->half_life_s = 600;
+	c->kill = true;
+	c->canaries = true;
+	c->canary_depth = 2;
 }
 
 void config_free(struct ward_config *c)
@@ -28,7 +35,11 @@ void config_free(struct ward_config *c)
 		free(c->watch[i]);
 	for (int i = 0; i < c->nexclude; i++)
 		free(c->exclude[i]);
-	c->nwatch = c->nexclude = 0;
+	for (int i = 0; i < c->nallow; i++)
+		free(c->allow_exe[i]);
+	for (int i = 0; i < c->ncanary_names; i++)
+		free(c->canary_names[i]);
+	c->nwatch = c->nexclude = c->nallow = c->ncanary_names = 0;
 }
 
 int config_parse_bool(const char *s, bool *out)
@@ -66,6 +77,47 @@ int config_parse_duration(const char *s, uint32_t *seconds)
 	if (*end || v > UINT32_MAX / mul)
 		return -EINVAL;
 	*seconds = (uint32_t)(v * mul);
+	return 0;
+}
+
+int config_parse_size(const char *s, uint64_t *bytes)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (end == s || errno || s[0] == '-')
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case 'K': case 'k': shift = 10; end++; break;
+	case 'M': case 'm': shift = 20; end++; break;
+	case 'G': case 'g': shift = 30; end++; break;
+	case 'T': case 't': shift = 40; end++; break;
+	default: break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -EINVAL;
+	*bytes = (uint64_t)v << shift;
+	return 0;
+}
+
+static int add_str(char **list, int *n, const char *v, const char *what, char *err, size_t errlen)
+{
+	if (!v[0]) {
+		snprintf(err, errlen, "%s must not be empty", what);
+		return -EINVAL;
+	}
+	if (*n >= CONFIG_MAX_LIST) {
+		snprintf(err, errlen, "%s: more than %d entries", what, CONFIG_MAX_LIST);
+		return -E2BIG;
+	}
+	if (!(list[*n] = strdup(v))) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	(*n)++;
 	return 0;
 }
 
@@ -250,10 +302,84 @@ static int handler(void *user, const char *section, const char *name, const char
 			snprintf(m, ml, "unknown key \"%s\" in [sensor]", name);
 			rc = -EINVAL;
 		}
+	} else if (strcmp(section, "detect") == 0) {
+		if (strcmp(name, "threshold") == 0) {
+			char *end;
+			double v = strtod(value, &end);
+			if (end == value || *end || !(v >= 10 && v <= 100000)) {
+				snprintf(m, ml, "threshold must be a number from 10 to 100000, not \"%s\"", value);
+				rc = -EINVAL;
+			} else {
+				c->threshold = v;
+			}
+		} else if (strcmp(name, "half_life") == 0) {
+			if ((rc = config_parse_duration(value, &c->half_life_s)) || c->half_life_s == 0) {
+				snprintf(m, ml, "half_life must be a positive duration such as 10m, not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else if (strcmp(name, "enabled") == 0) {
+			if ((rc = config_parse_bool(value, &c->detect)))
+				snprintf(m, ml, "enabled must be yes or no, not \"%s\"", value);
+		} else if (strcmp(name, "allow_exe") == 0) {
+			if (value[0] != '/') {
+				snprintf(m, ml, "allow_exe must be an absolute path, not \"%s\"", value);
+				rc = -EINVAL;
+			} else {
+				rc = add_str(c->allow_exe, &c->nallow, value, name, m, ml);
+			}
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [detect]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "response") == 0) {
+		if (strcmp(name, "action") == 0) {
+			if (strcmp(value, "kill") == 0)
+				c->kill = true;
+			else if (strcmp(value, "stop") == 0)
+				c->kill = false;
+			else {
+				snprintf(m, ml, "action must be kill or stop, not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [response]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "canary") == 0) {
+		if (strcmp(name, "enabled") == 0) {
+			if ((rc = config_parse_bool(value, &c->canaries)))
+				snprintf(m, ml, "enabled must be yes or no, not \"%s\"", value);
+		} else if (strcmp(name, "name") == 0) {
+			if (strchr(value, '/') || strcmp(value, ".") == 0 || strcmp(value, "..") == 0) {
+				snprintf(m, ml, "name must be a plain file name, not \"%s\"", value);
+				rc = -EINVAL;
+			} else {
+				rc = add_str(c->canary_names, &c->ncanary_names, value, name, m, ml);
+			}
+		} else if (strcmp(name, "depth") == 0) {
+			char *end;
+			unsigned long v = strtoul(value, &end, 10);
+			if (end == value || *end || v > 16) {
+				snprintf(m, ml, "depth must be a number from 0 to 16, not \"%s\"", value);
+				rc = -EINVAL;
+			} else {
+				c->canary_depth = (uint32_t)v;
+			}
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [canary]", name);
+			rc = -EINVAL;
+		}
 	} else if (strcmp(section, "output") == 0) {
 		if (strcmp(name, "events_file") == 0)
 			rc = set_dir(c->events_file, name, value, m, ml);
-		else {
+		else if (strcmp(name, "alerts_file") == 0)
+			rc = set_dir(c->alerts_file, name, value, m, ml);
+		else if (strcmp(name, "alerts_max_size") == 0) {
+			if ((rc = config_parse_size(value, &c->alerts_max_bytes)) || c->alerts_max_bytes < 4096) {
+				snprintf(m, ml, "alerts_max_size must be a size of at least 4K such as 64M, not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else {
 			snprintf(m, ml, "unknown key \"%s\" in [output]", name);
 			rc = -EINVAL;
 		}

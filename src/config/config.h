@@ -25,6 +25,19 @@ struct ward_config {
 	bool no_bpf;
 	uint32_t proc_grace_s;
 	char events_file[CONFIG_PATH_MAX]; /* "" = none: every event as ECS JSON lines */
+	char alerts_file[CONFIG_PATH_MAX]; /* "" = STATE/alerts.json */
+	uint64_t alerts_max_bytes;         /* rotation size of the alerts file */
+	/* detection and response */
+	bool detect;                       /* false: sensor only (benchmarks, trace) */
+	double threshold;
+	uint32_t half_life_s;
+	bool kill;                         /* on detection: kill (default) or keep stopped */
+	char *allow_exe[CONFIG_MAX_LIST];  /* executables never scored */
+	int nallow;
+	bool canaries;
+	char *canary_names[CONFIG_MAX_LIST];
+	int ncanary_names;
+	uint32_t canary_depth;
 };
 
 void config_init(struct ward_config *c);
@@ -48,4 +61,5 @@ int config_parse_bool(const char *s, bool *out);
 int config_parse_duration(const char *s, uint32_t *seconds);   /* "90", "90s", "5m", "2h" */
 int config_parse_mode(const char *s, enum ward_mode *out);
 int config_parse_log_level(const char *s, int *out);
+int config_parse_size(const char *s, uint64_t *bytes);           /* "10M", "1G", "4096" */
 #endif

@@ -2,6 +2,7 @@
 #include "core/event.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 static const char *const op_names[WOP__COUNT] = {
@@ -38,4 +39,13 @@ const char *ward_op_ecs_type(enum ward_op op)
 	default:
 		return "change";
 	}
+}
+
+int ward_event_open(const struct ward_event *ev)
+{
+	if (!ev->handle || ev->mount_fd < 0)
+		return -ENOENT;
+	int fd = open_by_handle_at(ev->mount_fd, (struct file_handle *)ev->handle,
+				   O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	return fd < 0 ? -errno : fd;
 }

@@ -40,6 +40,21 @@ struct ward_proc {
 	bool known;                  /* false: attribution failed, only pid is true */
 };
 
+/* What ward found in a file's content after it was written (close_write), filled by
+ * detect/content.h before detection and outputs see the event, and kept in traces so that a
+ * replay reaches the same verdicts. */
+struct ward_content {
+	bool valid;                  /* inspected */
+	bool type_valid;             /* the declared format's structure parses */
+	uint8_t type;                /* enum filetype_id */
+	uint8_t crypt;               /* enum filetype_crypt */
+	uint8_t head_class;          /* enum entropy_class of the first block */
+	bool head_suspect;           /* the head looks encrypted */
+	bool pooled_nonuniform;      /* random-looking blocks are really compressed data */
+	float suspect_frac;          /* encrypted-looking fraction of the sampled bytes */
+	float max_entropy;           /* bits per byte, highest sampled block */
+};
+
 #define WARD_PATH_MAX 4096
 struct ward_event {
 	uint64_t seq;                /* per-run sequence number */
@@ -52,10 +67,20 @@ struct ward_event {
 	pid_t tid;                   /* 0 when unknown (notification groups report tgid) */
 	const struct ward_proc *proc;  /* never NULL */
 	uint64_t lost;               /* WOP_OVERFLOW: total overflows seen so far */
+	struct ward_content content; /* close_write of regular files only */
+	/* The object itself, for readers of its content (capture fills these; NULL/-1 for
+	 * replayed events): a struct file_handle and a descriptor on its filesystem. */
+	const void *handle;
+	int mount_fd;
 	size_t path_len, old_path_len;
 	char path[WARD_PATH_MAX];    /* the new path for renames */
 	char old_path[WARD_PATH_MAX];/* renames only, else "" */
 };
+
+/* Opens the event's object read-only through its file handle, never by path (a path open
+ * on a filesystem with permission marks could wait on ward itself). Returns an fd or
+ * -errno (-ENOENT for replayed events, -ESTALE when the file is gone). */
+int ward_event_open(const struct ward_event *ev);
 
 const char *ward_op_name(enum ward_op op);
 /* Returns the op for its name, or -EINVAL. */

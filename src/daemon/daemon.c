@@ -16,11 +16,31 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <openssl/evp.h>
+
 #include "capture/sensor.h"
 #include "control/control.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "detect/canary.h"
+#include "detect/content.h"
+#include "detect/engine.h"
+#include "output/ocsf.h"
+#include "output/sink.h"
+#include "response/incident.h"
+#include "response/response.h"
 #include "trace/ecs.h"
+
+#define KEPT_MAX 64
+
+/* An incident whose processes are kept stopped for an administrator (response action
+ * "stop", or monitor mode's nothing-stopped record). */
+struct kept {
+	char id[48];
+	struct response_set set;
+	char exe[WARD_EXE_MAX];
+};
 
 struct daemon {
 	const struct daemon_opts *o;
@@ -31,11 +51,271 @@ struct daemon {
 	char hostname[256];
 	time_t started;
 	uint64_t out_errors;
+	struct engine *engine;
+	struct incident_db *incidents;
+	struct sink_set *alerts;
+	struct kept *kept[KEPT_MAX];
+	uint64_t n_incidents, n_stopped, content_errors;
+	struct jsonw aw; /* alert rendering */
 };
 
-static void on_event(const struct ward_event *ev, void *ctx)
+static const struct ward_proc *lookup_proc(void *ctx, pid_t pid)
 {
 	struct daemon *d = ctx;
+	return sensor_proc(d->sensor, pid);
+}
+
+/* sha256 of a running process's executable, read through /proc/<pid>/exe (works after the
+ * file was deleted, as ransomware droppers do). "" when it cannot be read. */
+static void exe_sha256(pid_t pid, char out[65])
+{
+	char path[64];
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	out[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+		ssize_t n;
+		bool ok = true;
+		while ((n = read(fd, buf, sizeof(buf))) > 0)
+			ok = ok && EVP_DigestUpdate(c, buf, (size_t)n) == 1;
+		if (ok && n == 0 && EVP_DigestFinal_ex(c, md, &mdlen) == 1)
+			for (unsigned i = 0; i < mdlen && i < 32; i++)
+				snprintf(out + 2 * i, 3, "%02x", md[i]);
+	}
+	EVP_MD_CTX_free(c);
+	close(fd);
+}
+
+static char *json_of_args(const char *args, size_t len)
+{
+	struct jsonw w;
+	jsonw_init(&w);
+	jsonw_arr_open(&w, NULL);
+	for (size_t i = 0; i < len;) {
+		size_t l = strnlen(args + i, len - i);
+		jsonw_strn(&w, NULL, args + i, l);
+		i += l + 1;
+	}
+	jsonw_arr_close(&w);
+	return w.oom ? (jsonw_free(&w), NULL) : w.buf;
+}
+
+static void on_detect(const struct detection *det, void *ctx)
+{
+	struct daemon *d = ctx;
+	const struct ward_config *c = d->o->cfg;
+	bool protect = c->mode == WARD_MODE_PROTECT;
+	struct response_set *set = calloc(1, sizeof(*set));
+	struct incident inc = {0};
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+
+	if (protect && set) {
+		/* stop first: every other step can wait, the encryption cannot */
+		if (strcmp(det->level, "executable") == 0)
+			response_stop_more(det->contributors, det->ncontributors, set);
+		else
+			response_stop_tree(det->pid, det->start_ns, set);
+		d->n_stopped += (uint64_t)set->n;
+	}
+	incident_new_id(inc.id, now_ns);
+	inc.created_ns = now_ns;
+	inc.detected_ns = now_ns;
+	inc.stopped_ns = set ? set->stopped_ns : 0;
+	snprintf(inc.status, sizeof(inc.status), "%s", !protect ? "reported" : (set && set->n) ? "stopped" : "exited");
+	snprintf(inc.level, sizeof(inc.level), "%s", det->level);
+	inc.pid = det->pid;
+	inc.ppid = det->ppid;
+	inc.start_ns = det->start_ns;
+	inc.uid = det->uid;
+	snprintf(inc.exe, sizeof(inc.exe), "%s", det->exe);
+	exe_sha256(det->pid, inc.exe_sha256);
+	inc.args_json = json_of_args(det->args, det->args_len);
+	inc.score = det->score;
+	inc.first_ns = det->first_ns;
+	inc.nfiles = det->nfiles_total;
+
+	struct jsonw w;
+	jsonw_init(&w);
+	jsonw_arr_open(&w, NULL);
+	for (int i = 0; set && i < set->n; i++)
+		jsonw_int(&w, NULL, set->pid[i]);
+	jsonw_arr_close(&w);
+	inc.pids_json = w.buf;
+	jsonw_init(&w);
+	jsonw_arr_open(&w, NULL);
+	const char *ev_text[ENGINE_MAX_EVIDENCE];
+	char ev_buf[ENGINE_MAX_EVIDENCE][400];
+	for (int i = 0; i < det->nevidence; i++) {
+		const struct evidence *e = &det->evidence[i];
+		jsonw_obj_open(&w, NULL);
+		jsonw_str(&w, "indicator", e->indicator);
+		jsonw_int(&w, "points", e->points);
+		jsonw_str(&w, "detail", e->detail);
+		jsonw_str(&w, "path", e->path);
+		jsonw_time(&w, "time", (int64_t)(e->t_ns / 1000000000ull), (long)(e->t_ns % 1000000000ull));
+		jsonw_obj_close(&w);
+		snprintf(ev_buf[i], sizeof(ev_buf[i]), "%s (+%u): %s: %s", e->indicator, e->points, e->detail, e->path);
+		ev_text[i] = ev_buf[i];
+	}
+	jsonw_arr_close(&w);
+	inc.evidence_json = w.buf;
+	jsonw_init(&w);
+	jsonw_arr_open(&w, NULL);
+	const char *files[ALERT_VIEW_MAX_FILES];
+	int nf = 0;
+	for (int i = 0; i < det->nfiles; i++) {
+		jsonw_str(&w, NULL, det->files[i]);
+		if (nf < ALERT_VIEW_MAX_FILES)
+			files[nf++] = det->files[i];
+	}
+	jsonw_arr_close(&w);
+	inc.files_json = w.buf;
+
+	/* the alert: ECS to the alert sinks */
+	char title[768];
+	snprintf(title, sizeof(title), "ransomware behaviour by %s (pid %d): %s%s", det->exe[0] ? det->exe : "?",
+		 det->pid, !protect ? "reported (monitor mode)" : set && set->n ? "stopped" : "already exited",
+		 protect && set && set->n ? (c->kill ? ", killed" : ", kept stopped") : "");
+	struct alert_view v = {
+		.incident_id = inc.id, .rule_name = "ward.ransomware.behaviour", .title = title,
+		.action = "ransomware-detected", .blocked = protect && set && set->n > 0,
+		.score = det->score, .severity = ALERT_SEV_CRITICAL, .time = now,
+		.first_seen = {.tv_sec = (time_t)(det->first_ns / 1000000000ull), .tv_nsec = (long)(det->first_ns % 1000000000ull)},
+		.files = files, .nfiles = (size_t)nf, .hostname = d->hostname,
+		.evidence = ev_text, .nevidence = (size_t)det->nevidence,
+	};
+	v.proc.pid = det->pid;
+	v.proc.ppid = det->ppid;
+	v.proc.uid = det->uid;
+	v.proc.uid_known = true;
+	v.proc.exe = det->exe;
+	v.proc.args = det->args;
+	v.proc.args_len = det->args_len;
+	v.proc.sha256 = inc.exe_sha256[0] ? inc.exe_sha256 : NULL;
+	jsonw_reset(&d->aw);
+	if (alert_view_to_ecs(&v, &d->aw) == 0 && d->alerts) {
+		struct sink_meta meta = {.incident = inc.id, .rule = v.rule_name, .score = det->score, .has_score = true};
+		sink_emit_meta(d->alerts, LOG_CRIT, d->aw.buf, d->aw.len, title, &meta);
+	}
+	log_warn("ALERT %s: %s; score %.0f; %d indicator(s), %u file(s)", inc.id, title, det->score,
+		 det->nevidence, det->nfiles_total);
+	d->n_incidents++;
+
+	if (protect && set && set->n) {
+		if (c->kill) {
+			response_kill(set);
+			snprintf(inc.status, sizeof(inc.status), "killed");
+		} else {
+			/* kept stopped for `ward allow ID` or an administrator's kill */
+			struct kept *k = calloc(1, sizeof(*k));
+			int slot = -1;
+			for (int i = 0; i < KEPT_MAX && slot < 0; i++)
+				if (!d->kept[i])
+					slot = i;
+			if (k && slot >= 0) {
+				snprintf(k->id, sizeof(k->id), "%s", inc.id);
+				snprintf(k->exe, sizeof(k->exe), "%s", det->exe);
+				k->set = *set;
+				d->kept[slot] = k;
+				set->n = 0; /* the pidfds now belong to k */
+			} else {
+				free(k);
+				log_warn("%s: too many stopped incidents kept; the processes stay stopped", inc.id);
+				response_release(set);
+			}
+		}
+	}
+	if (d->incidents && incident_save(d->incidents, &inc))
+		log_err("%s: could not save the incident to %s/incidents.db", inc.id, c->state_dir);
+	incident_clear(&inc);
+	if (set)
+		response_release(set);
+	free(set);
+}
+
+/* Persists an allow-list entry: one executable path a line. */
+static void persist_allow(struct daemon *d, const char *exe)
+{
+	char path[CONFIG_PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/allow.list", d->o->cfg->state_dir);
+	FILE *f = fopen(path, "ae");
+	if (!f || fprintf(f, "%s\n", exe) < 0)
+		log_err("cannot record %s in %s: %s", exe, path, strerror(errno));
+	if (f)
+		fclose(f);
+}
+
+static void load_allow(struct daemon *d)
+{
+	char path[CONFIG_PATH_MAX + 32], line[WARD_EXE_MAX + 2];
+	snprintf(path, sizeof(path), "%s/allow.list", d->o->cfg->state_dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (line[0] == '/')
+			engine_allow_exe(d->engine, line);
+	}
+	fclose(f);
+}
+
+static int on_canary(const char *path, void *ctx)
+{
+	return engine_add_canary(ctx, path);
+}
+
+static void allow_incident(struct daemon *d, const char *id, struct jsonw *w)
+{
+	struct incident inc;
+	int rc = d->incidents ? incident_get(d->incidents, id, &inc) : -ENOENT;
+	if (rc) {
+		jsonw_str(w, "error", rc == -ENOENT ? "no such incident" : "cannot read the incident database");
+		return;
+	}
+	int resumed = 0;
+	for (int i = 0; i < KEPT_MAX; i++) {
+		struct kept *k = d->kept[i];
+		if (k && strcmp(k->id, id) == 0) {
+			resumed = k->set.n;
+			response_resume(&k->set);
+			free(k);
+			d->kept[i] = NULL;
+		}
+	}
+	if (inc.exe[0]) {
+		engine_allow_exe(d->engine, inc.exe);
+		persist_allow(d, inc.exe);
+	}
+	incident_set_status(d->incidents, id, "allowed");
+	log_warn("%s allowed by the administrator: %s resumed %d process(es), now allow-listed", id, inc.exe, resumed);
+	jsonw_str(w, "allowed", inc.exe);
+	jsonw_int(w, "resumed", resumed);
+	incident_clear(&inc);
+}
+
+static void on_event(struct ward_event *ev, void *ctx)
+{
+	struct daemon *d = ctx;
+	/* Content first: detection and recorded traces both need it. Read through the event's
+	 * handle while the bytes are fresh in the page cache. */
+	if ((d->engine || d->o->inspect) && ev->op == WOP_CLOSE_WRITE && !ev->is_dir && ev->size > 0) {
+		int fd = ward_event_open(ev);
+		if (fd >= 0) {
+			if (content_inspect(fd, (uint64_t)ev->size, &ev->content))
+				d->content_errors++;
+			close(fd);
+		}
+	}
+	if (d->engine)
+		engine_event(d->engine, ev);
 	FILE *outs[2] = {d->o->events_out, d->events_file};
 	if (!outs[0] && !outs[1])
 		return;
@@ -81,6 +361,15 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 		jsonw_uint(&w, "outside", st.outside);
 		jsonw_uint(&w, "bpf_lost", st.bpf_lost);
 		jsonw_uint(&w, "output_errors", d->out_errors);
+		jsonw_bool(&w, "detecting", d->engine != NULL);
+		jsonw_uint(&w, "incidents", d->n_incidents);
+		jsonw_uint(&w, "processes_stopped", d->n_stopped);
+		if (d->engine) {
+			struct engine_stats es;
+			engine_stats(d->engine, &es);
+			jsonw_uint(&w, "actors", es.actors);
+			jsonw_uint(&w, "canary_hits", es.canary_hits);
+		}
 		jsonw_arr_open(&w, "features");
 		const char *f = sensor_features(d->sensor);
 		while (*f) {
@@ -89,6 +378,8 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 			f += n + (f[n] == '\n');
 		}
 		jsonw_arr_close(&w);
+	} else if (strncmp(req, "allow ", 6) == 0 && d->engine) {
+		allow_incident(d, req + 6, &w);
 	} else {
 		jsonw_str(&w, "error", "unknown request");
 	}
@@ -129,6 +420,7 @@ int daemon_run(const struct daemon_opts *o)
 	sigset_t mask;
 
 	jsonw_init(&d.w);
+	jsonw_init(&d.aw);
 	gethostname(d.hostname, sizeof(d.hostname) - 1);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -162,6 +454,39 @@ int daemon_run(const struct daemon_opts *o)
 	/* ward's own files are never events (its own pid is dropped too) */
 	if (o->control && sc.nexcludes < SENSOR_MAX_ROOTS)
 		sc.excludes[sc.nexcludes++] = c->state_dir;
+	if (c->detect) {
+		struct engine_cfg ec = {.threshold = c->threshold, .half_life_s = c->half_life_s,
+					.allow_exe = (const char *const *)c->allow_exe, .nallow = c->nallow,
+					.lookup = lookup_proc, .lookup_ctx = &d, .on_detect = on_detect, .ctx = &d};
+		if ((rc = engine_create(&d.engine, &ec))) {
+			log_err("detector: %s", strerror(-rc));
+			goto out;
+		}
+		if (o->control) {
+			load_allow(&d);
+			if ((rc = incident_db_open(&d.incidents, c->state_dir, false))) {
+				log_err("cannot open %s/incidents.db: %s", c->state_dir, strerror(-rc));
+				goto out;
+			}
+			char apath[CONFIG_PATH_MAX + 32];
+			if (c->alerts_file[0])
+				snprintf(apath, sizeof(apath), "%s", c->alerts_file);
+			else
+				snprintf(apath, sizeof(apath), "%s/alerts.json", c->state_dir);
+			if ((rc = sink_set_create(&d.alerts)) || (rc = sink_add_file(d.alerts, apath, c->alerts_max_bytes, 5))) {
+				log_err("alerts file %s: %s", apath, strerror(-rc));
+				goto out;
+			}
+		}
+		if (c->canaries) {
+			for (int i = 0; i < c->nwatch; i++) {
+				int n = canary_place(c->watch[i], (const char *const *)c->canary_names, c->ncanary_names,
+						     c->canary_depth, 256, on_canary, d.engine);
+				if (n < 0)
+					log_warn("canaries in %s: %s", c->watch[i], strerror(-n));
+			}
+		}
+	}
 	rc = sensor_open(&d.sensor, &sc, on_event, &d, err, sizeof(err));
 	if (rc) {
 		log_err("%s", err);
@@ -239,8 +564,14 @@ int daemon_run(const struct daemon_opts *o)
 				}
 			} else if (fd == tfd) {
 				uint64_t x;
-				if (read(tfd, &x, sizeof(x)) > 0)
+				if (read(tfd, &x, sizeof(x)) > 0) {
 					sensor_housekeep(d.sensor);
+					if (d.engine) {
+						struct timespec ts;
+						clock_gettime(CLOCK_REALTIME, &ts);
+						engine_expire(d.engine, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+					}
+				}
 				sd_notify(0, "WATCHDOG=1");
 			} else if (d.ctl && fd == control_fd(d.ctl)) {
 				control_serve(d.ctl);
@@ -278,6 +609,16 @@ out:
 		close(ep);
 	control_close(d.ctl);
 	sensor_close(d.sensor);
+	for (int i = 0; i < KEPT_MAX; i++)
+		if (d.kept[i]) {
+			/* ward is going away: processes it kept stopped stay stopped */
+			response_release(&d.kept[i]->set);
+			free(d.kept[i]);
+		}
+	engine_destroy(d.engine);
+	incident_db_close(d.incidents);
+	sink_set_destroy(d.alerts);
+	jsonw_free(&d.aw);
 	if (d.events_file)
 		fclose(d.events_file);
 	jsonw_free(&d.w);

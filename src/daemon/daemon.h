@@ -12,6 +12,7 @@ struct daemon_opts {
 	const struct ward_config *cfg;
 	FILE *events_out;   /* every event as an ECS JSON line, or NULL */
 	bool control;       /* serve the control socket in cfg->runtime_dir */
+	bool inspect;       /* inspect written content even without detection (record) */
 	const char *what;   /* "run", "trace", "record": for messages */
 };
 

@@ -61,11 +61,23 @@
  * between that and uniform is "compressed"-like (JPEG p5 is 7.90 at 4 KiB, expected 7.955). */
 #define ENTROPY_HIGH_MARGIN 0.35
 
+/* Four interleaved tables: runs of one byte value (zeros, spaces) would otherwise stall on
+ * the same counter every byte. */
 static void histogram(const unsigned char *p, size_t n, uint32_t h[256])
 {
-	memset(h, 0, 256 * sizeof(h[0]));
-	for (size_t i = 0; i < n; i++)
-		h[p[i]]++;
+	uint32_t t[4][256];
+	size_t i = 0;
+	memset(t, 0, sizeof(t));
+	for (; i + 4 <= n; i += 4) {
+		t[0][p[i]]++;
+		t[1][p[i + 1]]++;
+		t[2][p[i + 2]]++;
+		t[3][p[i + 3]]++;
+	}
+	for (; i < n; i++)
+		t[0][p[i]]++;
+	for (int k = 0; k < 256; k++)
+		h[k] = t[0][k] + t[1][k] + t[2][k] + t[3][k];
 }
 
 static double chi2_of(const uint32_t h[256], uint64_t n)
@@ -92,39 +104,42 @@ static double entropy_of(const uint32_t h[256], uint64_t n)
 	return s;
 }
 
-/* A 16-byte chunk that looks like ciphertext: nearly all values distinct and several bytes
- * outside printable ASCII (text, even dense, has none; random has ~10 of 16). */
+/* A 16-byte chunk that looks like ciphertext: several bytes outside printable ASCII (text,
+ * even dense, has none; random has ~10 of 16) and nearly all values distinct (>= 14, i.e.
+ * at most 2 repeats). Branch-light: this runs for every chunk of every sampled block. */
 static bool chunk_random(const unsigned char *p)
 {
-	uint32_t seen[8] = {0};
-	int distinct = 0, nonprint = 0;
+	int nonprint = 0, dup = 0;
+	for (int i = 0; i < 16; i++)
+		nonprint += (unsigned char)(p[i] - 0x20) > 0x5e;
+	if (nonprint < 4)
+		return false;
+	uint64_t seen[4] = {0};
 	for (int i = 0; i < 16; i++) {
-		uint32_t bit = 1u << (p[i] & 31);
-		if (!(seen[p[i] >> 5] & bit)) {
-			seen[p[i] >> 5] |= bit;
-			distinct++;
-		}
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			nonprint++;
+		uint64_t bit = 1ull << (p[i] & 63);
+		dup += (seen[p[i] >> 6] & bit) != 0;
+		seen[p[i] >> 6] |= bit;
 	}
-	return distinct >= 14 && nonprint >= 4;
+	return dup <= 2;
 }
 
-void entropy_stats(const void *buf, size_t len, struct entropy_stats *out)
+/* Entropy and chi-square from the byte histogram h (filled here). */
+static void hist_stats(const unsigned char *p, size_t len, uint32_t h[256],
+		       struct entropy_stats *out)
 {
-	const unsigned char *p = buf;
-	uint32_t h[256];
-
 	memset(out, 0, sizeof(*out));
-	if (len == 0)
-		return;
-	if (len > UINT32_MAX)
-		len = UINT32_MAX;
 	histogram(p, len, h);
 	out->len = (uint32_t)len;
+	if (len == 0)
+		return;
 	out->entropy = entropy_of(h, len);
 	out->chi2 = chi2_of(h, len);
+}
 
+/* The per-16-byte-chunk statistics: random fraction, stripe, stripe_chi2. */
+static void chunk_stats(const unsigned char *p, size_t len, struct entropy_stats *out)
+{
+	uint32_t h[256];
 	size_t chunks = len / 16, r[2] = {0, 0}, c[2] = {0, 0};
 	for (size_t i = 0; i < chunks; i++) {
 		c[i & 1]++;
@@ -170,6 +185,15 @@ void entropy_stats(const void *buf, size_t len, struct entropy_stats *out)
 	out->stripe_chi2 = chi2_of(h, n);
 }
 
+void entropy_stats(const void *buf, size_t len, struct entropy_stats *out)
+{
+	uint32_t h[256];
+	if (len > UINT32_MAX)
+		len = UINT32_MAX;
+	hist_stats(buf, len, h, out);
+	chunk_stats(buf, len, out);
+}
+
 static int b64_index(unsigned char ch)
 {
 	if (ch >= 'A' && ch <= 'Z')
@@ -211,25 +235,25 @@ static double chi2_alpha(const uint32_t *h, int k, uint32_t n)
  * the alphabet is the "no words" test. Line breaks and '=' padding are allowed; spaces only
  * in hex (dumps group bytes). Base64 of compressed data (PEM, data: URIs) passes too: the
  * container around it must decide. */
-static bool looks_encoded(const unsigned char *p, size_t n)
+static bool looks_encoded(const uint32_t h[256])
 {
 	uint32_t hb[64] = {0}, hh[16] = {0}, nb = 0, nh = 0;
 	bool b64_ok = true, hex_ok = true;
 
-	for (size_t i = 0; i < n && (b64_ok || hex_ok); i++) {
-		unsigned char ch = p[i];
-		if (ch == '\n' || ch == '\r')
+	/* From the byte histogram: 256 steps whatever the block length. */
+	for (int ch = 0; ch < 256 && (b64_ok || hex_ok); ch++) {
+		if (!h[ch] || ch == '\n' || ch == '\r')
 			continue;
-		int hi = hex_index(ch), bi = b64_index(ch);
+		int hi = hex_index((unsigned char)ch), bi = b64_index((unsigned char)ch);
 		if (hi >= 0) {
-			hh[hi]++;
-			nh++;
+			hh[hi] += h[ch];
+			nh += h[ch];
 		} else if (ch != ' ') {
 			hex_ok = false;
 		}
 		if (bi >= 0) {
-			hb[bi]++;
-			nb++;
+			hb[bi] += h[ch];
+			nb += h[ch];
 		} else if (ch != '=') {
 			b64_ok = false;
 		}
@@ -249,15 +273,21 @@ static double high_entropy_floor(size_t n)
 enum entropy_class entropy_classify(const void *buf, size_t len, struct entropy_stats *st)
 {
 	struct entropy_stats local;
+	uint32_t h[256];
 	if (!st)
 		st = &local;
-	entropy_stats(buf, len, st);
+	if (len > UINT32_MAX)
+		len = UINT32_MAX;
+	/* Cheapest test first: uniform blocks and encoded text are decided on the histogram,
+	 * and only the rest pay for the per-chunk pass. */
+	hist_stats(buf, len, h, st);
 	if (len < ENTROPY_MIN_BYTES)
 		return ENTROPY_EMPTY;
 	if (st->chi2 < ENTROPY_CHI_UNIFORM)
 		return ENTROPY_RANDOM;
-	if (looks_encoded(buf, len))
+	if (looks_encoded(h))
 		return ENTROPY_ENCODED;
+	chunk_stats(buf, len, st);
 	if (len / 16 >= ENTROPY_STRIPE_CHUNKS && st->stripe >= ENTROPY_STRIPE_MIN &&
 	    st->stripe_chi2 < ENTROPY_CHI_UNIFORM)
 		return ENTROPY_STRIPED;

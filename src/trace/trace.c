@@ -223,6 +223,7 @@ int trace_parse_event(const char *line, size_t len, struct ward_event *ev, struc
 	ev->path[0] = ev->old_path[0] = '\0';
 	ev->proc = p;
 	ev->size = -1;
+	ev->mount_fd = -1;
 
 	if (str_field(o, "event.action", buf, sizeof(buf), NULL, true, err, errlen))
 		goto out;
@@ -293,6 +294,35 @@ int trace_parse_event(const char *line, size_t len, struct ward_event *ev, struc
 		ev->lost = (uint64_t)v;
 	}
 
+	json_object *ct = get(o, "ward.content");
+	if (ct) {
+		struct ward_content *c = &ev->content;
+		json_object *x;
+		c->valid = true;
+		v = 0;
+		if (int_field(ct, "type", &v, 0, 255, true, err, errlen))
+			goto out;
+		c->type = (uint8_t)v;
+		v = 0;
+		if (int_field(ct, "encrypted", &v, 0, 2, false, err, errlen))
+			goto out;
+		c->crypt = (uint8_t)v;
+		v = 0;
+		if (int_field(ct, "head_class", &v, 0, 255, false, err, errlen))
+			goto out;
+		c->head_class = (uint8_t)v;
+		c->type_valid = (x = get(ct, "type_valid")) && json_object_get_boolean(x);
+		c->head_suspect = (x = get(ct, "head_suspect")) && json_object_get_boolean(x);
+		c->pooled_nonuniform = (x = get(ct, "pooled_nonuniform")) && json_object_get_boolean(x);
+		if ((x = get(ct, "suspect_frac")))
+			c->suspect_frac = (float)json_object_get_double(x);
+		if ((x = get(ct, "max_entropy")))
+			c->max_entropy = (float)json_object_get_double(x);
+		if (!(c->suspect_frac >= 0 && c->suspect_frac <= 1)) {
+			snprintf(err, errlen, "field ward.content.suspect_frac must be from 0 to 1");
+			goto out;
+		}
+	}
 	v = 0;
 	if (int_field(o, "process.pid", &v, 0, INT32_MAX, true, err, errlen))
 		goto out;

@@ -51,6 +51,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -148,7 +149,7 @@ struct vault_guard {
 		_Atomic uint64_t events, open_perm, pre_access, self, trusted, read_only,
 			already_saved, saved_full, saved_range, linked, resaved_other_actor,
 			tamper_denied, save_failed, enospc, timeouts, queue_full, fail_open,
-			fail_closed, response_retries, epochs_advanced;
+			fail_closed, response_retries, epochs_advanced, unknown_intent;
 	} n;
 };
 
@@ -196,12 +197,27 @@ static void respond_policy(struct vault_guard *g, int fd, const char *why, int e
 static long read_syscall(pid_t tid, unsigned long args[6])
 {
 	char p[64], buf[256];
+	ssize_t n = -1;
 	snprintf(p, sizeof(p), "/proc/%d/syscall", (int)tid);
-	int fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
+	/* The kernel queues the event before the task goes to sleep on it; until it sleeps,
+	 * the file says "running" (task_current_syscall needs an inactive task). The wait
+	 * is short and certain: the task is about to block on our answer. */
+	for (int attempt = 0; attempt < 200; attempt++) {
+		int fd = open(p, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return -1;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return -1;
+		if (strncmp(buf, "running", 7) != 0)
+			break;
+		n = -1;
+		if (attempt < 20)
+			sched_yield();
+		else
+			usleep(50);
+	}
 	if (n <= 0)
 		return -1;
 	buf[n] = '\0';
@@ -264,6 +280,7 @@ static long open_flags(pid_t tid)
 		return -1;
 	}
 	default:
+		log_debug("guard: open intent of %d unknown: syscall %ld", (int)tid, nr);
 		return -1;
 	}
 #else
@@ -459,8 +476,6 @@ static bool wait_saving(struct vault_guard *g, struct slot **s, uint64_t dev, ui
 	return true;
 }
 
-enum verdict { V_ALLOW, V_POLICY };
-
 /* Saves the whole file (chunk KEY_WHOLE) or a range, at most once per key, actor and
  * epoch. Returns 0 when the content is safe (saved now or before), else -errno. */
 static int save_once(struct vault_guard *g, struct gfs *f, const struct gev *e, const struct stat *st,
@@ -592,6 +607,8 @@ static void handle(struct vault_guard *g, struct gev *e)
 	bool small = (uint64_t)st.st_size <= g->o.large_bytes;
 	if (e->mask & FAN_OPEN_PERM) {
 		long fl = open_flags(e->tid);
+		if (fl < 0)
+			atomic_fetch_add(&g->n.unknown_intent, 1);
 		bool trunc = fl < 0 || (fl & O_TRUNC);
 		bool writes = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
 		if (!writes)
@@ -621,7 +638,16 @@ static void handle(struct vault_guard *g, struct gev *e)
 		if (access_is_read(e->tid)) {
 			atomic_fetch_add(&g->n.read_only, 1);
 		} else if (st.st_size == 0) {
-			/* nothing to save yet */
+			/* Empty: nothing to save, and its later writes (a new file being filled,
+			 * such as an encrypted copy) need no saves in this epoch either. */
+			pthread_mutex_lock(&g->tmu);
+			struct slot *s = slot_get(g, st.st_dev, st.st_ino, KEY_WHOLE, true);
+			if (s && !(s->state & ST_SAVING)) {
+				s->state |= ST_SAVED;
+				s->tgid = tgid_of(e->tid);
+			}
+			pthread_mutex_unlock(&g->tmu);
+			ignore_inode(g, e->fd);
 		} else if (small) {
 			rc = save_once(g, f, e, &st, path, plen, KEY_WHOLE, 1, tgid_of(e->tid), true);
 			if (rc == 0)
@@ -964,6 +990,7 @@ void vault_guard_stats(struct vault_guard *g, struct vault_guard_stats *o)
 	C(already_saved); C(saved_full); C(saved_range); C(linked); C(resaved_other_actor);
 	C(tamper_denied); C(save_failed); C(enospc); C(timeouts); C(queue_full);
 	C(fail_open); C(fail_closed); C(response_retries); C(epochs_advanced);
+	C(unknown_intent);
 #undef C
 	o->epoch = atomic_load(&g->epoch);
 	o->tid_reporting = g->tid_ok;

@@ -44,6 +44,7 @@ struct vault_guard_stats {
 	uint64_t saved_full, saved_range, linked, resaved_other_actor;
 	uint64_t tamper_denied, save_failed, enospc, timeouts, queue_full;
 	uint64_t fail_open, fail_closed, response_retries;
+	uint64_t unknown_intent;       /* opens whose flags /proc could not tell: saved as O_TRUNC */
 	uint64_t epoch, epochs_advanced;
 	bool tid_reporting;            /* FAN_REPORT_TID accepted with FAN_CLASS_PRE_CONTENT */
 };

@@ -109,10 +109,39 @@ static bool same_content(const char *target, const struct vault_version *v, cons
 	return rc == 0 && memcmp(cur, sha, 32) == 0;
 }
 
+/* Whether target's bytes at the range already equal the saved range. */
+static bool same_range(int vfd, const char *target, const struct vault_version *v)
+{
+	enum { B = 64 * 1024 };
+	bool same = false;
+	char *a = malloc(B), *b = malloc(B);
+	int fd = open(target, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (!a || !b || fd < 0)
+		goto out;
+	for (int64_t pos = 0; pos < v->range_len; pos += B) {
+		size_t n = v->range_len - pos > B ? B : (size_t)(v->range_len - pos);
+		if (pread(vfd, a, n, pos) != (ssize_t)n ||
+		    pread(fd, b, n, v->range_off + pos) != (ssize_t)n || memcmp(a, b, n) != 0)
+			goto out;
+	}
+	same = true;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(a);
+	free(b);
+	return same;
+}
+
 static int restore_range(const struct vault_version *v, int vfd, const char *target, size_t tlen,
 			 const struct vault_restore_opts *o, struct vault_restore_stats *st)
 {
 	int rc = 0;
+	if (same_range(vfd, target, v)) {
+		st->unchanged++;
+		report(o, "unchanged", v, target, tlen, 0);
+		return 0;
+	}
 	if (o->dry_run) {
 		st->would_restore++;
 		report(o, "would_restore", v, target, tlen, 0);
@@ -289,8 +318,15 @@ int vault_restore_items(struct vault_store *s, const struct vault_restore_item *
 				r = -ENAMETOOLONG;
 			else if (!o->dest_root)
 				snprintf(target, sizeof(target), "%.*s", (int)hl, home);
-			if (r == 0)
+			for (size_t k = 0; r == 0 && k < o->nquarantine; k++)
+				if (strcmp(o->quarantine[k], target) == 0)
+					r = 1;      /* it is to be moved away, not brought back */
+			if (r == 1) {
+				report(o, "skipped_quarantined", v, target, strlen(target), 0);
+				r = 0;
+			} else if (r == 0) {
 				r = restore_one(s, v, target, o, st);
+			}
 			if (r) {
 				report(o, "failed", v, target, strlen(target), r);
 				log_warn("restore: version %lld: %s", (long long)items[i].id, strerror(-r));

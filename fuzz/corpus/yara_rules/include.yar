@@ -1,0 +1,2 @@
+include "other.yar"
+rule inc { condition: true }

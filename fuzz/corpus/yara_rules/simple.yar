@@ -1,0 +1,1 @@
+rule simple { strings: $a = "WARD-MARKER" condition: $a }

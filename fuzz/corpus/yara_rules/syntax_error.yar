@@ -1,0 +1,6 @@
+rule broken {
+  strings:
+    $a = "x"
+  condition
+    $a
+}

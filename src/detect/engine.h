@@ -1,0 +1,73 @@
+/* engine.h: the ransomware detector: per-actor scores built from behaviour and content
+ * indicators, decayed over time, aggregated up the process tree, and the decision that an
+ * actor must be stopped. Owns the actor table. Single-threaded (the daemon's loop). */
+#ifndef WARD_ENGINE_H
+#define WARD_ENGINE_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/event.h"
+
+#define ENGINE_MAX_EVIDENCE 16
+#define ENGINE_MAX_FILES 256
+
+/* One indicator that fired: what, on which file, for how many points. */
+struct evidence {
+	uint64_t t_ns;        /* realtime ns of the event */
+	uint16_t points;
+	char indicator[32];   /* "content.encrypted", "rename.unknown_extension", ... */
+	char detail[96];
+	char path[256];
+};
+
+/* The decision handed to the daemon: stop (or, in monitor mode, report) this actor. */
+struct detection {
+	pid_t pid;            /* the actor: the process whose subtree is stopped */
+	uint64_t start_ns;
+	char exe[WARD_EXE_MAX];
+	char args[WARD_ARGS_MAX];
+	uint16_t args_len;
+	pid_t ppid;
+	uint32_t uid;
+	double score;
+	uint64_t first_ns, last_ns;        /* realtime ns: first scored event, this event */
+	const char *level;                 /* "process", "tree" or "executable" */
+	int nevidence;
+	struct evidence evidence[ENGINE_MAX_EVIDENCE];
+	int nfiles;                        /* files the actor's subtree modified, renamed or deleted */
+	char (*files)[WARD_PATH_MAX];      /* nfiles paths; valid during the callback */
+	uint32_t nfiles_total;             /* including those past ENGINE_MAX_FILES */
+	pid_t contributors[64];            /* processes whose events scored (for exe-level actors) */
+	int ncontributors;
+};
+
+struct engine_cfg {
+	double threshold;       /* score that stops an actor (default 100) */
+	double half_life_s;     /* score decay (default 600) */
+	const char *const *allow_exe; /* executables never scored (exact paths) */
+	int nallow;
+	const struct ward_proc *(*lookup)(void *ctx, pid_t pid);  /* parent chain; may be NULL */
+	void *lookup_ctx;
+	/* Called once per actor when its score reaches the threshold. */
+	void (*on_detect)(const struct detection *d, void *ctx);
+	void *ctx;
+};
+
+struct engine;
+int engine_create(struct engine **out, const struct engine_cfg *cfg);
+void engine_destroy(struct engine *e);    /* accepts NULL */
+/* Feeds one event (content already inspected). */
+void engine_event(struct engine *e, const struct ward_event *ev);
+/* Canary files: any write, rename or delete of one of these paths is a certain signal. */
+int engine_add_canary(struct engine *e, const char *path);
+bool engine_is_canary(const struct engine *e, const char *path, size_t len);
+/* Adds an executable to the allow-list at run time (ward allow). */
+int engine_allow_exe(struct engine *e, const char *exe);
+/* Forgets actors idle for a long time; call about once a second. */
+void engine_expire(struct engine *e, uint64_t now_realtime_ns);
+
+struct engine_stats {
+	uint64_t events, scored, detections, actors, canary_hits;
+};
+void engine_stats(const struct engine *e, struct engine_stats *out);
+#endif

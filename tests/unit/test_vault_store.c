@@ -1,0 +1,324 @@
+/* test_vault_store.c: the vault store on real loop-mounted filesystems: copies (ext4),
+ * reflinks (xfs), ranges, hard links, sparse files, the size budget and incident pins, and
+ * an index that survives a SIGKILL in the middle of saves. Run as root. */
+#include <sqlite3.h>
+
+#include "../helpers/vault_img.h"
+#include "t.h"
+#include "vault/store.h"
+
+static int open_rd(const char *p) { return open(p, O_RDONLY | O_CLOEXEC); }
+
+static struct vault_save_req req(int fd, const char *path)
+{
+	struct vault_save_req r = {.fd = fd, .path = path, .pid = getpid(), .exe = "/test", .epoch = 1};
+	return r;
+}
+
+static bool vault_file_equals(struct vault_store *s, int64_t id, const void *want, size_t n, off_t off)
+{
+	struct vault_version v;
+	int fd;
+	if (vault_store_get(s, id, &v) || vault_store_open_version(s, &v, &fd))
+		return false;
+	char *got = malloc(n + 1);
+	ssize_t r = pread(fd, got, n + 1, off);
+	bool ok = r == (ssize_t)n && memcmp(got, want, n) == 0;
+	free(got);
+	close(fd);
+	return ok;
+}
+
+static int count_cb(void *ctx, const struct vault_version *x)
+{
+	(void)x;
+	++*(int *)ctx;
+	return 0;
+}
+
+struct verify {
+	struct vault_store *s;
+	uint8_t want[32];
+	int rows, good;
+};
+
+static int verify_cb(void *ctx, const struct vault_version *v)
+{
+	struct verify *k = ctx;
+	int fd;
+	uint8_t got[32];
+	k->rows++;
+	if (vault_store_open_version(k->s, v, &fd) == 0) {
+		k->good += vault_sha256_fd(fd, got) == 0 && memcmp(got, k->want, 32) == 0 &&
+			   memcmp(v->sha256, k->want, 32) == 0;
+		close(fd);
+	}
+	return 0;
+}
+
+static void test_basic(const char *fstype, bool expect_reflink)
+{
+	struct vimg im;
+	char path[512], vdir[512];
+	if (vimg_make(&im, fstype, fstype, 320)) {
+		T_CHECK(0, "cannot make %s image", fstype);
+		return;
+	}
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	struct vault_store *s = NULL;
+	int rc = vault_store_open(vdir, NULL, &s);
+	T_CHECK(rc == 0, "%s: open: %d", fstype, rc);
+	if (rc)
+		goto out;
+	struct stat vst;
+	T_CHECK(stat(vdir, &vst) == 0 && (vst.st_mode & 0777) == 0700, "%s: vault mode %o", fstype,
+		vst.st_mode & 0777);
+
+	/* whole file */
+	size_t n = 300000;
+	char *data = malloc(n);
+	vimg_fill(data, n, 1);
+	snprintf(path, sizeof(path), "%s/doc.bin", im.mnt);
+	vimg_write(path, data, n);
+	chmod(path, 0640);
+	int fd = open_rd(path);
+	struct vault_save_req r = req(fd, path);
+	int64_t id = 0;
+	rc = vault_store_save(s, &r, &id);
+	T_CHECK(rc == 0 && id > 0, "%s: save: %d", fstype, rc);
+	struct vault_version v;
+	rc = vault_store_get(s, id, &v);
+	T_CHECK(rc == 0, "get %d", rc);
+	T_CHECK(v.kind == (expect_reflink ? VAULT_KIND_REFLINK : VAULT_KIND_COPY), "%s: kind %s",
+		fstype, vault_kind_name(v.kind));
+	T_CHECK(v.size == (int64_t)n && (v.mode & 0777) == 0640 && v.uid == 0, "meta size %lld mode %o",
+		(long long)v.size, v.mode);
+	T_CHECK(strcmp(v.path, path) == 0 && v.pid == getpid() && strcmp(v.exe, "/test") == 0,
+		"path/actor %s %d %s", v.path, v.pid, v.exe);
+	uint8_t sha[32];
+	vimg_sha(path, sha);
+	T_CHECK(expect_reflink || (v.has_sha256 && memcmp(v.sha256, sha, 32) == 0), "sha recorded");
+	T_CHECK(vault_file_equals(s, id, data, n, 0), "%s: vault content equals the file", fstype);
+
+	/* the original changes: the version does not */
+	char *evil = malloc(n);
+	vimg_fill(evil, n, 666);
+	int wfd = open(path, O_WRONLY);
+	T_CHECK(pwrite(wfd, evil, n, 0) == (ssize_t)n, "overwrite");
+	close(wfd);
+	T_CHECK(vault_file_equals(s, id, data, n, 0), "%s: version unchanged after overwrite", fstype);
+
+	/* range: bytes [65536, 65536+131072) of the overwritten file */
+	r.range_off = 65536;
+	r.range_len = 131072;
+	int64_t rid = 0;
+	rc = vault_store_save_range(s, &r, &rid);
+	T_CHECK(rc == 0, "range save %d", rc);
+	vault_store_get(s, rid, &v);
+	T_CHECK(v.kind == VAULT_KIND_RANGE && v.range_off == 65536 && v.range_len == 131072,
+		"range row %s %lld+%lld", vault_kind_name(v.kind), (long long)v.range_off,
+		(long long)v.range_len);
+	T_CHECK(vault_file_equals(s, rid, evil + 65536, 131072, 0), "range content");
+	/* a range past the end is clipped to the size */
+	r.range_off = (int64_t)n - 1000;
+	r.range_len = 1 << 20;
+	rc = vault_store_save_range(s, &r, &rid);
+	vault_store_get(s, rid, &v);
+	T_CHECK(rc == 0 && v.range_len == 1000, "clipped range %lld", (long long)v.range_len);
+	close(fd);
+
+	/* hard link of the name */
+	fd = open_rd(path);
+	r = req(fd, path);
+	int64_t lid = 0, lid2 = 0;
+	rc = vault_store_link(s, &r, &lid);
+	T_CHECK(rc == 0, "link %d", rc);
+	vault_store_get(s, lid, &v);
+	struct stat a, b;
+	fstat(fd, &a);
+	char vp[1024];
+	snprintf(vp, sizeof(vp), "%s/%s", vdir, v.vname);
+	T_CHECK(v.kind == VAULT_KIND_LINK && stat(vp, &b) == 0 && a.st_ino == b.st_ino,
+		"link is the same inode");
+	rc = vault_store_link(s, &r, &lid2);
+	T_CHECK(rc == 0 && lid2 == lid, "same name, same inode, unchanged: no second link (%lld %lld)",
+		(long long)lid, (long long)lid2);
+	close(fd);
+	unlink(path);
+	T_CHECK(vault_file_equals(s, lid, evil, n, 0), "linked content survives unlink of the name");
+
+	/* sparse: 8 MiB with two 4 KiB islands */
+	snprintf(path, sizeof(path), "%s/sparse.img", im.mnt);
+	fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0600);
+	pwrite(fd, data, 4096, 0);
+	pwrite(fd, data + 4096, 4096, 5 << 20);
+	ftruncate(fd, 8 << 20);
+	close(fd);
+	fd = open_rd(path);
+	r = req(fd, path);
+	rc = vault_store_save(s, &r, &id);
+	vault_store_get(s, id, &v);
+	vimg_sha(path, sha);
+	snprintf(vp, sizeof(vp), "%s/%s", vdir, v.vname);
+	stat(vp, &b);
+	T_CHECK(rc == 0 && v.size == 8 << 20, "sparse save %d", rc);
+	T_CHECK(expect_reflink || memcmp(v.sha256, sha, 32) == 0, "sparse sha (holes hash as zeros)");
+	T_CHECK(b.st_blocks * 512 < (1 << 20), "sparse stays sparse in the vault: %lld bytes allocated",
+		(long long)b.st_blocks * 512);
+	close(fd);
+
+	/* list: by prefix, by time */
+	int count = 0;
+	vault_store_list(s, path, strlen(path), 0, count_cb, &count);
+	T_CHECK(count == 1, "list by prefix: %d", count);
+	count = 0;
+	vault_store_list(s, im.mnt, strlen(im.mnt), 0, count_cb, &count);
+	T_CHECK(count == 5, "list all under the mount (copy, 2 ranges, link, sparse): %d", count);
+	count = 0;
+	vault_store_list(s, NULL, 0, 1, count_cb, &count);
+	T_CHECK(count == 0, "nothing saved before t=1: %d", count);
+	free(data);
+	free(evil);
+out:
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+static void test_budget(void)
+{
+	struct vimg im;
+	char path[512], vdir[512];
+	if (vimg_make(&im, "budget", "ext4", 64)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	struct vault_store_opts o = {.max_bytes = 200 * 1024};
+	struct vault_store *s = NULL;
+	T_CHECK(vault_store_open(vdir, &o, &s) == 0, "open");
+	char buf[64 * 1024];
+	vimg_fill(buf, sizeof(buf), 3);
+	int64_t ids[8] = {0};
+	for (int i = 0; i < 3; i++) {
+		snprintf(path, sizeof(path), "%s/f%d", im.mnt, i);
+		vimg_write(path, buf, sizeof(buf));
+		int fd = open_rd(path);
+		struct vault_save_req r = req(fd, path);
+		T_CHECK(vault_store_save(s, &r, &ids[i]) == 0, "save %d within budget", i);
+		close(fd);
+	}
+	/* The 4th does not fit: the oldest unpinned version goes. */
+	snprintf(path, sizeof(path), "%s/f3", im.mnt);
+	vimg_write(path, buf, sizeof(buf));
+	int fd = open_rd(path);
+	struct vault_save_req r = req(fd, path);
+	T_CHECK(vault_store_save(s, &r, &ids[3]) == 0, "4th save prunes the oldest");
+	struct vault_version v;
+	T_CHECK(vault_store_get(s, ids[0], &v) == -ENOENT, "oldest pruned");
+	/* An open incident pins everything saved since: now the store is full. */
+	int64_t inc;
+	T_CHECK(vault_store_incident_open(s, 0, &inc) == 0, "incident");
+	int rc = vault_store_save(s, &r, NULL);
+	struct vault_store_stats st;
+	vault_store_stats(s, &st);
+	T_CHECK(rc == -ENOSPC && st.enospc == 1, "full with pinned versions: %d, enospc %llu", rc,
+		(unsigned long long)st.enospc);
+	T_CHECK(vault_store_get(s, ids[1], &v) == 0, "pinned version kept");
+	vault_store_incident_close(s, inc);
+	rc = vault_store_save(s, &r, NULL);
+	T_CHECK(rc == 0, "after the incident closes, pruning makes room: %d", rc);
+	T_CHECK(vault_store_get(s, ids[1], &v) == -ENOENT, "unpinned oldest pruned");
+	close(fd);
+	vault_store_close(s);
+	/* Age: everything older than 1 s goes (the file is still there: links count nothing). */
+	o.max_bytes = 0;
+	o.max_age_s = 1;
+	vault_store_open(vdir, &o, &s);
+	struct timespec ts = {1, 100000000};
+	nanosleep(&ts, NULL);
+	rc = vault_store_prune(s, 0);
+	vault_store_stats(s, &st);
+	T_CHECK(rc == 3 && st.versions == 0 && st.bytes == 0, "age prune dropped %d, left %llu", rc,
+		(unsigned long long)st.versions);
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+/* A child saves in a loop; SIGKILL lands mid-copy; the reopened index is intact and every
+ * row's file is complete. */
+static void test_crash(void)
+{
+	struct vimg im;
+	char vdir[512], path[512];
+	if (vimg_make(&im, "crash", "ext4", 512)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	snprintf(path, sizeof(path), "%s/big.bin", im.mnt);
+	size_t n = 8 << 20;
+	char *data = malloc(n);
+	vimg_fill(data, n, 5);
+	vimg_write(path, data, n);
+	free(data);
+	int pfd[2];
+	pipe(pfd);
+	pid_t c = fork();
+	if (c == 0) {
+		struct vault_store *s;
+		if (vault_store_open(vdir, NULL, &s))
+			_exit(1);
+		for (int i = 0;; i++) {
+			int fd = open_rd(path);
+			struct vault_save_req r = req(fd, path);
+			if (vault_store_save(s, &r, NULL))
+				_exit(2);
+			close(fd);
+			if (i == 5)
+				write(pfd[1], "x", 1);
+		}
+	}
+	close(pfd[1]);
+	char x;
+	T_CHECK(read(pfd[0], &x, 1) == 1, "child saved 6 versions");
+	kill(c, SIGKILL);
+	vimg_wait(c);
+	close(pfd[0]);
+	int tmps = vimg_sh("ls -a '%s' | grep -q '^\\.tmp-'", vdir);
+	struct vault_store *s = NULL;
+	T_CHECK(vault_store_open(vdir, NULL, &s) == 0, "reopen after SIGKILL");
+	if (!s)
+		goto out;
+	sqlite3_stmt *q;
+	sqlite3_prepare_v2(vault_store_db(s), "PRAGMA integrity_check", -1, &q, NULL);
+	T_CHECK(sqlite3_step(q) == SQLITE_ROW && strcmp((const char *)sqlite3_column_text(q, 0), "ok") == 0,
+		"integrity_check ok");
+	sqlite3_finalize(q);
+	struct verify k = {.s = s};
+	vimg_sha(path, k.want);
+	vault_store_list(s, NULL, 0, 0, verify_cb, &k);
+	T_CHECK(k.rows >= 6 && k.rows == k.good, "every row names a complete copy: %d rows, %d good",
+		k.rows, k.good);
+	T_CHECK(vimg_sh("ls -a '%s' | grep -q '^\\.tmp-'", vdir) != 0, "temp files removed (before: %s)",
+		tmps == 0 ? "present" : "none");
+	struct vault_store_stats st;
+	vault_store_stats(s, &st);
+	printf("crash: %d intact versions after SIGKILL, %llu leftovers removed\n", k.rows,
+	       (unsigned long long)st.orphans_removed);
+out:
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+int main(int argc, char **argv)
+{
+	if (geteuid() != 0) {
+		printf("test_vault_store: needs root (loop mounts)\n");
+		return 77;
+	}
+	test_basic("ext4", false);
+	test_basic("xfs", true);
+	test_budget();
+	test_crash();
+	return T_DONE("test_vault_store");
+}
