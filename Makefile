@@ -105,6 +105,10 @@ PREFIX ?= /usr/local
 install: $(BUILD)/ward
 	install -D -m 0755 $(BUILD)/ward $(DESTDIR)$(PREFIX)/sbin/ward
 
+# A Debian package of the release build (scripts/mkdeb.sh says what goes where).
+deb: $(BUILD)/ward
+	bash scripts/mkdeb.sh $(BUILD)
+
 clean:
 	rm -rf build build-san
 
