@@ -150,9 +150,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vault_cost: needs root\n");
 		return 77;
 	}
-	mkdir("/tmp/vlt", 0700);
-	snprintf(img, sizeof(img), "/tmp/vlt/bench-%s.img", fstype);
-	snprintf(mnt, sizeof(mnt), "/tmp/vlt/bench-%s", fstype);
+	mkdir("/tmp/vlt2", 0700);
+	snprintf(img, sizeof(img), "/tmp/vlt2/bench-%s.img", fstype);
+	snprintf(mnt, sizeof(mnt), "/tmp/vlt2/bench-%s", fstype);
 	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, mnt);
 	snprintf(cmd, sizeof(cmd),
 		 "umount '%s' 2>/dev/null; rm -f '%s'; mkdir -p '%s' && truncate -s 2G '%s' &&"

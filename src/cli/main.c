@@ -7,12 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "control/control.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "cli/cmd_ioc.h"
+#include "cli/cmd_scan.h"
 #include "daemon/daemon.h"
+#include "prevent/stix.h"
+#include "response/recover.h"
 #include "detect/engine.h"
 #include "response/incident.h"
 #include "trace/ecs.h"
@@ -35,6 +42,11 @@ static void usage(FILE *f)
 	      "  status   [--state DIR] [--json]  is ward running and watching? (exit 0 if so, 3 if not)\n"
 	      "  incidents [ID] [--json]  list incidents (or show one)\n"
 	      "  allow    ID      resume a stopped actor after a false alarm and allow-list it\n"
+	      "  restore  ID [--dry-run]  put back every file the incident's actor changed\n"
+	      "  restore  --path P [--before TIME] [--dry-run]  files under P as they were before TIME\n"
+	      "  incident export ID  the incident as a STIX 2.1 bundle (for peers, MISP, OpenCTI)\n"
+	      "  scan     [--json] [--rules FILE|DIR]... [--hashes FILE]... PATH...  scan files\n"
+	      "  ioc      import FILE... | list [--json] | stats | lookup HASH...  indicators\n"
 	      "  check-config [--config FILE]  validate a configuration without starting\n"
 	      "  version\n"
 	      "\n"
@@ -53,7 +65,7 @@ static void usage(FILE *f)
 
 enum {
 	OPT_STATE = 1000, OPT_CONFIG, OPT_WATCH, OPT_EXCLUDE, OPT_MODE, OPT_LOG, OPT_NOBPF,
-	OPT_JSON, OPT_EVENTS, OPT_HELP, OPT_SENSOR_ONLY, OPT_DETECT
+	OPT_JSON, OPT_EVENTS, OPT_HELP, OPT_SENSOR_ONLY, OPT_DETECT, OPT_PATH, OPT_BEFORE, OPT_DRY
 };
 static const struct option opts[] = {
 	{"state", required_argument, NULL, OPT_STATE},
@@ -68,6 +80,9 @@ static const struct option opts[] = {
 	{"help", no_argument, NULL, OPT_HELP},
 	{"sensor-only", no_argument, NULL, OPT_SENSOR_ONLY},
 	{"detect", no_argument, NULL, OPT_DETECT},
+	{"path", required_argument, NULL, OPT_PATH},
+	{"before", required_argument, NULL, OPT_BEFORE},
+	{"dry-run", no_argument, NULL, OPT_DRY},
 	{0},
 };
 
@@ -76,6 +91,9 @@ struct cli {
 	struct ward_config cfg;
 	bool json;
 	bool detect;
+	bool dry_run;
+	const char *path;
+	int64_t before_ns;
 	char *pos[8]; /* positional arguments */
 	int npos;
 };
@@ -149,10 +167,47 @@ static int parse(struct cli *cl, int argc, char **argv)
 			break;
 		case OPT_SENSOR_ONLY:
 			cl->cfg.detect = false;
+			cl->cfg.prevent = false;
 			break;
 		case OPT_DETECT:
 			cl->detect = true;
 			break;
+		case OPT_DRY:
+			cl->dry_run = true;
+			break;
+		case OPT_PATH:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "ward: %s: --path needs an absolute path\n", cl->cmd);
+				return EXIT_USAGE;
+			}
+			cl->path = optarg;
+			break;
+		case OPT_BEFORE: {
+			/* RFC 3339 UTC ("2026-11-25T12:00:00Z"), local "YYYY-MM-DD HH:MM[:SS]" or @EPOCH */
+			struct tm tm = {0};
+			char *end = NULL;
+			time_t t = -1;
+			if (optarg[0] == '@') {
+				long long v = strtoll(optarg + 1, &end, 10);
+				if (end && *end == '\0' && end != optarg + 1)
+					t = (time_t)v;
+			} else if ((end = strptime(optarg, "%Y-%m-%dT%H:%M:%S", &tm)) && (strcmp(end, "Z") == 0 || *end == '\0')) {
+				t = timegm(&tm);
+			} else {
+				memset(&tm, 0, sizeof(tm));
+				tm.tm_isdst = -1;
+				if (((end = strptime(optarg, "%Y-%m-%d %H:%M:%S", &tm)) && *end == '\0') ||
+				    ((end = strptime(optarg, "%Y-%m-%d %H:%M", &tm)) && *end == '\0'))
+					t = mktime(&tm);
+			}
+			if (t == (time_t)-1) {
+				fprintf(stderr, "ward: %s: --before \"%s\": give a time as 2026-11-25T12:00:00Z, "
+					"\"2026-11-25 13:00\" (local) or @EPOCH\n", cl->cmd, optarg);
+				return EXIT_USAGE;
+			}
+			cl->before_ns = (int64_t)t * 1000000000ll;
+			break;
+		}
 		case OPT_EVENTS:
 			if (optarg[0] != '/') {
 				fprintf(stderr, "ward: %s: --events-file needs an absolute path\n", cl->cmd);
@@ -418,6 +473,244 @@ static int cmd_allow(struct cli *cl)
 	return 0;
 }
 
+/* sha256 of a file by path, "" when unreadable. */
+static void file_sha256(const char *path, char out[65])
+{
+	out[0] = '\0';
+	FILE *f = fopen(path, "rbe");
+	if (!f)
+		return;
+	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	size_t n;
+	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
+		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+			EVP_DigestUpdate(c, buf, n);
+		if (!ferror(f) && EVP_DigestFinal_ex(c, md, &mdlen) == 1)
+			for (unsigned i = 0; i < mdlen && i < 32; i++)
+				snprintf(out + 2 * i, 3, "%02x", md[i]);
+	}
+	EVP_MD_CTX_free(c);
+	fclose(f);
+}
+
+/* ward incident export ID: the incident as a STIX 2.1 bundle (stdout). The executable's
+ * hash, the extensions it renamed files to and the ransom note's name and hash come from
+ * the incident's evidence. */
+static int cmd_incident(struct cli *cl)
+{
+	if (cl->npos != 2 || strcmp(cl->pos[0], "export") != 0) {
+		fprintf(stderr, "ward: incident: usage: ward incident export ID [--state DIR]\n");
+		return EXIT_USAGE;
+	}
+	struct incident_db *db;
+	struct incident inc;
+	int rc = incident_db_open(&db, cl->cfg.state_dir, true);
+	if (rc || (rc = incident_get(db, cl->pos[1], &inc))) {
+		fprintf(stderr, "ward: incident: %s: %s\n", cl->pos[1],
+			rc == -ENOENT ? "no such incident" : strerror(-rc));
+		if (db)
+			incident_db_close(db);
+		return 1;
+	}
+	static char exts[16][32], notes[8][256], note_sha[65];
+	const char *ext_p[16], *note_p[8];
+	size_t next = 0, nnotes = 0;
+	note_sha[0] = '\0';
+	json_object *ev = json_tokener_parse(inc.evidence_json ? inc.evidence_json : "[]");
+	for (size_t i = 0; ev && i < json_object_array_length(ev); i++) {
+		json_object *e = json_object_array_get_idx(ev, i), *v, *p;
+		if (!json_object_object_get_ex(e, "indicator", &v) || !json_object_object_get_ex(e, "path", &p))
+			continue;
+		const char *ind = json_object_get_string(v), *path = json_object_get_string(p);
+		const char *base = strrchr(path, '/');
+		base = base ? base + 1 : path;
+		if (strcmp(ind, "rename.unknown_extension") == 0 && next < 16) {
+			const char *dot = strrchr(base, '.');
+			bool dup = false;
+			for (size_t k = 0; dot && k < next; k++)
+				dup = dup || strcmp(exts[k], dot) == 0;
+			if (dot && !dup && strlen(dot) < sizeof(exts[0])) {
+				snprintf(exts[next], sizeof(exts[0]), "%s", dot);
+				ext_p[next] = exts[next];
+				next++;
+			}
+		} else if (strcmp(ind, "note.repeated") == 0 && nnotes < 8) {
+			bool dup = false;
+			for (size_t k = 0; k < nnotes; k++)
+				dup = dup || strcmp(notes[k], base) == 0;
+			if (!dup) {
+				snprintf(notes[nnotes], sizeof(notes[0]), "%s", base);
+				note_p[nnotes] = notes[nnotes];
+				nnotes++;
+				if (!note_sha[0])
+					file_sha256(path, note_sha);
+			}
+		}
+	}
+	json_object_put(ev);
+	char host[256] = "";
+	gethostname(host, sizeof(host) - 1);
+	struct stix_incident si = {
+		.id = inc.id,
+		.first_seen = {.tv_sec = (time_t)(inc.first_ns / 1000000000ull), .tv_nsec = (long)(inc.first_ns % 1000000000ull)},
+		.last_seen = {.tv_sec = (time_t)(inc.detected_ns / 1000000000ull), .tv_nsec = (long)(inc.detected_ns % 1000000000ull)},
+		.host = host, .exe_path = inc.exe, .exe_sha256 = inc.exe_sha256[0] ? inc.exe_sha256 : NULL,
+		.extensions = ext_p, .n_extensions = next, .note_names = note_p, .n_note_names = nnotes,
+		.note_sha256 = note_sha[0] ? note_sha : NULL, .files_touched = inc.nfiles, .confidence = 90,
+	};
+	struct jsonw w;
+	jsonw_init(&w);
+	rc = stix_export(&si, &w);
+	if (rc)
+		fprintf(stderr, "ward: incident: %s: cannot export: %s\n", inc.id,
+			rc == -EINVAL ? "no executable or note hash recorded" : strerror(-rc));
+	else
+		printf("%s\n", w.buf);
+	jsonw_free(&w);
+	incident_clear(&inc);
+	incident_db_close(db);
+	return rc ? 1 : 0;
+}
+
+static void print_restore(json_object *o)
+{
+	json_object *v;
+	if (json_object_object_get_ex(o, "error", &v)) {
+		fprintf(stderr, "ward: restore: %s\n", json_object_get_string(v));
+		return;
+	}
+	bool dry = json_object_object_get_ex(o, "dry_run", &v) && json_object_get_boolean(v);
+#define F(k) (json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0)
+	printf("%s %lld file(s), %lld already right, %lld moved to quarantine, %lld stale, %lld failed\n",
+	       dry ? "would restore" : "restored", (long long)F("restored"), (long long)F("unchanged"),
+	       (long long)F("quarantined"), (long long)F("stale"), (long long)F("failed"));
+#undef F
+	if (json_object_object_get_ex(o, "report", &v))
+		printf("report: %s\n", json_object_get_string(v));
+}
+
+/* ward restore ID | --path P [--before TIME], [--dry-run]. Through the running daemon
+ * (the vault admits only ward itself while it runs), else directly. */
+static int cmd_restore(struct cli *cl)
+{
+	char req[CONTROL_REQ_MAX];
+	static char reply[CONTROL_REPLY_MAX];
+	if ((cl->npos == 1) == (cl->path != NULL)) {
+		fprintf(stderr, "ward: restore: usage: ward restore INCIDENT-ID [--dry-run] | "
+			"ward restore --path PATH [--before TIME] [--dry-run]\n");
+		return EXIT_USAGE;
+	}
+	if (cl->path)
+		snprintf(req, sizeof(req), "restore-path %lld %d %s", (long long)cl->before_ns, cl->dry_run, cl->path);
+	else
+		snprintf(req, sizeof(req), "%s %s", cl->dry_run ? "restore-dry" : "restore", cl->pos[0]);
+	if (strlen(req) >= sizeof(req) - 1 || strchr(cl->path ? cl->path : cl->pos[0], '\n')) {
+		fprintf(stderr, "ward: restore: argument too long or malformed\n");
+		return EXIT_USAGE;
+	}
+	int rc = control_request(cl->cfg.runtime_dir, req, reply, sizeof(reply));
+	if (rc == 0) {
+		json_object *o = json_tokener_parse(reply), *v;
+		if (!o) {
+			fprintf(stderr, "ward: restore: bad reply from ward\n");
+			return 1;
+		}
+		if (cl->json)
+			printf("%s\n", reply);
+		else
+			print_restore(o);
+		rc = json_object_object_get_ex(o, "error", &v) ? 1 : 0;
+		if (!rc && json_object_object_get_ex(o, "failed", &v) && json_object_get_int64(v) > 0)
+			rc = 1;
+		json_object_put(o);
+		return rc;
+	}
+	/* ward is not running: open the vaults here */
+	struct incident inc = {0};
+	struct incident_db *db = NULL;
+	const char *roots[64];
+	int nroots = 0;
+	json_object *files = NULL;
+	if (cl->path) {
+		roots[nroots++] = cl->path;
+	} else if (cl->cfg.nwatch) {
+		for (int i = 0; i < cl->cfg.nwatch && i < 64; i++)
+			roots[nroots++] = cl->cfg.watch[i];
+	}
+	if (!cl->path) {
+		if ((rc = incident_db_open(&db, cl->cfg.state_dir, true)) || (rc = incident_get(db, cl->pos[0], &inc))) {
+			fprintf(stderr, "ward: restore: %s: %s\n", cl->pos[0], rc == -ENOENT ? "no such incident" : strerror(-rc));
+			incident_db_close(db);
+			return 1;
+		}
+		if (!nroots) { /* the incident's own files tell where to look */
+			files = json_tokener_parse(inc.files_json ? inc.files_json : "[]");
+			for (size_t i = 0; files && i < json_object_array_length(files) && nroots < 64; i++)
+				roots[nroots++] = json_object_get_string(json_object_array_get_idx(files, i));
+		}
+	}
+	/* a root must be a directory that exists for its filesystem to be found */
+	char dirs[64][4096];
+	for (int i = 0; i < nroots; i++) {
+		snprintf(dirs[i], sizeof(dirs[i]), "%s", roots[i]);
+		struct stat sb;
+		while (stat(dirs[i], &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+			char *sl = strrchr(dirs[i], '/');
+			if (!sl || sl == dirs[i]) {
+				strcpy(dirs[i], "/");
+				break;
+			}
+			*sl = '\0';
+		}
+		roots[i] = dirs[i];
+	}
+	struct recover_fs *fs = calloc(RECOVER_MAX_FS, sizeof(*fs));
+	char err[512];
+	struct vault_store_opts vo = {0};
+	int n = fs ? recover_open_all(roots, nroots, cl->cfg.vault_dir, &vo, fs, err, sizeof(err)) : -ENOMEM;
+	if (n < 0) {
+		fprintf(stderr, "ward: restore: %s\n", fs ? err : "out of memory");
+		rc = 1;
+		goto out;
+	}
+	struct vault_restore_stats st = {0};
+	FILE *report = cl->json ? stdout : NULL;
+	rc = 0;
+	for (int i = 0; i < n; i++) {
+		int e;
+		if (cl->path) {
+			struct vault_restore_opts ro = {.dry_run = cl->dry_run, .report = report};
+			e = vault_restore_by_path(fs[i].store, cl->path, strlen(cl->path), cl->before_ns, &ro, &st);
+		} else {
+			char q[4300];
+			mkdir(fs[i].quarantine_dir, 0700);
+			snprintf(q, sizeof(q), "%s/%s", fs[i].quarantine_dir, inc.id);
+			struct recover_opts ro = {.dry_run = cl->dry_run, .report = report, .quarantine_dir = q};
+			e = recover_incident(fs[i].store, fs[i].roots, fs[i].nroots, &inc, &ro, &st);
+		}
+		if (e && !rc)
+			rc = e;
+	}
+	recover_close_all(fs, n);
+	if (!cl->json)
+		printf("%s %llu file(s), %llu already right, %llu moved to quarantine, %llu stale, %llu failed\n",
+		       cl->dry_run ? "would restore" : "restored",
+		       (unsigned long long)(cl->dry_run ? st.would_restore : st.restored), (unsigned long long)st.unchanged,
+		       (unsigned long long)(cl->dry_run ? st.would_quarantine : st.quarantined),
+		       (unsigned long long)st.stale_links, (unsigned long long)st.failed);
+	if (rc)
+		fprintf(stderr, "ward: restore: %s\n", strerror(-rc));
+	rc = rc || st.failed ? 1 : 0;
+out:
+	free(fs);
+	json_object_put(files);
+	incident_clear(&inc);
+	incident_db_close(db);
+	return rc;
+}
+
 static int cmd_check_config(struct cli *cl)
 {
 	char err[640];
@@ -446,6 +739,33 @@ int main(int argc, char **argv)
 		printf("ward %s\n", WARD_VERSION);
 		return 0;
 	}
+	/* commands with their own option parsers */
+	if (strcmp(cl.cmd, "scan") == 0)
+		return cmd_scan(argc - 1, argv + 1);
+	if (strcmp(cl.cmd, "ioc") == 0) {
+		/* ward ioc SUB [--state DIR] ...: the state option is taken out here */
+		const char *state = NULL;
+		int n = 0;
+		char **av = calloc((size_t)argc + 1, sizeof(*av));
+		if (!av)
+			return 1;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--state") == 0 && i + 1 < argc)
+				state = argv[++i];
+			else if (strncmp(argv[i], "--state=", 8) == 0)
+				state = argv[i] + 8;
+			else
+				av[n++] = argv[i];
+		}
+		if (n == 0) {
+			fprintf(stderr, "ward: ioc: usage: ward ioc import|list|stats|lookup ... [--state DIR]\n");
+			free(av);
+			return EXIT_USAGE;
+		}
+		int r = cmd_ioc(n, av, state ? state : cl.cfg.state_dir);
+		free(av);
+		return r;
+	}
 	int rc = parse(&cl, argc - 1, argv + 1);
 	if (rc)
 		goto out;
@@ -462,6 +782,10 @@ int main(int argc, char **argv)
 		rc = cmd_status(&cl);
 	else if (strcmp(cl.cmd, "incidents") == 0)
 		rc = cmd_incidents(&cl);
+	else if (strcmp(cl.cmd, "restore") == 0)
+		rc = cmd_restore(&cl);
+	else if (strcmp(cl.cmd, "incident") == 0)
+		rc = cmd_incident(&cl);
 	else if (strcmp(cl.cmd, "allow") == 0)
 		rc = cmd_allow(&cl);
 	else if (strcmp(cl.cmd, "check-config") == 0)

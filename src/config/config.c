@@ -27,6 +27,11 @@ void config_init(struct ward_config *c)
 	c->kill = true;
 	c->canaries = true;
 	c->canary_depth = 2;
+	c->prevent = true;
+	c->vault = true;
+	c->vault_max_bytes = 0;
+	c->vault_max_age_s = 7 * 86400;
+	c->vault_large_bytes = 64ull << 20;
 }
 
 void config_free(struct ward_config *c)
@@ -39,7 +44,11 @@ void config_free(struct ward_config *c)
 		free(c->allow_exe[i]);
 	for (int i = 0; i < c->ncanary_names; i++)
 		free(c->canary_names[i]);
-	c->nwatch = c->nexclude = c->nallow = c->ncanary_names = 0;
+	for (int i = 0; i < c->nrules; i++)
+		free(c->rules[i]);
+	for (int i = 0; i < c->nexec_paths; i++)
+		free(c->exec_paths[i]);
+	c->nwatch = c->nexclude = c->nallow = c->ncanary_names = c->nrules = c->nexec_paths = 0;
 }
 
 int config_parse_bool(const char *s, bool *out)
@@ -367,6 +376,55 @@ static int handler(void *user, const char *section, const char *name, const char
 			}
 		} else {
 			snprintf(m, ml, "unknown key \"%s\" in [canary]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "prevent") == 0) {
+		if (strcmp(name, "enabled") == 0) {
+			if ((rc = config_parse_bool(value, &c->prevent)))
+				snprintf(m, ml, "enabled must be yes or no, not \"%s\"", value);
+		} else if (strcmp(name, "rules") == 0 || strcmp(name, "exec_path") == 0) {
+			if (value[0] != '/') {
+				snprintf(m, ml, "%s must be an absolute path, not \"%s\"", name, value);
+				rc = -EINVAL;
+			} else if (name[0] == 'r') {
+				rc = add_str(c->rules, &c->nrules, value, name, m, ml);
+			} else {
+				rc = add_str(c->exec_paths, &c->nexec_paths, value, name, m, ml);
+			}
+		} else if (strcmp(name, "feeds_dir") == 0) {
+			rc = set_dir(c->feeds_dir, name, value, m, ml);
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [prevent]", name);
+			rc = -EINVAL;
+		}
+	} else if (strcmp(section, "vault") == 0) {
+		if (strcmp(name, "enabled") == 0) {
+			if ((rc = config_parse_bool(value, &c->vault)))
+				snprintf(m, ml, "enabled must be yes or no, not \"%s\"", value);
+		} else if (strcmp(name, "dir") == 0) {
+			rc = set_dir(c->vault_dir, name, value, m, ml);
+		} else if (strcmp(name, "max_size") == 0) {
+			if ((rc = config_parse_size(value, &c->vault_max_bytes)))
+				snprintf(m, ml, "max_size must be a size such as 20G (0: unlimited), not \"%s\"", value);
+		} else if (strcmp(name, "max_age") == 0) {
+			if ((rc = config_parse_duration(value, &c->vault_max_age_s)))
+				snprintf(m, ml, "max_age must be a duration such as 7d, not \"%s\"", value);
+		} else if (strcmp(name, "large_file") == 0) {
+			if ((rc = config_parse_size(value, &c->vault_large_bytes)) || c->vault_large_bytes < 4096) {
+				snprintf(m, ml, "large_file must be a size of at least 4K such as 64M, not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else if (strcmp(name, "on_failure") == 0) {
+			if (strcmp(value, "allow") == 0)
+				c->vault_fail_closed = false;
+			else if (strcmp(value, "deny") == 0)
+				c->vault_fail_closed = true;
+			else {
+				snprintf(m, ml, "on_failure must be allow (fail open, alert) or deny (fail closed), not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else {
+			snprintf(m, ml, "unknown key \"%s\" in [vault]", name);
 			rc = -EINVAL;
 		}
 	} else if (strcmp(section, "output") == 0) {

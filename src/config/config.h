@@ -38,6 +38,20 @@ struct ward_config {
 	char *canary_names[CONFIG_MAX_LIST];
 	int ncanary_names;
 	uint32_t canary_depth;
+	/* prevention: known-bad programs denied at exec */
+	bool prevent;
+	char *rules[CONFIG_MAX_LIST];      /* YARA rule files or directories */
+	int nrules;
+	char *exec_paths[CONFIG_MAX_LIST]; /* filesystems whose execs are checked; none: / */
+	int nexec_paths;
+	char feeds_dir[CONFIG_PATH_MAX];   /* indicator feeds imported at start and on SIGHUP */
+	/* the vault: originals kept before untrusted writers change them */
+	bool vault;
+	char vault_dir[CONFIG_PATH_MAX];   /* "" = MOUNT/.ward-vault on each filesystem */
+	uint64_t vault_max_bytes;
+	uint32_t vault_max_age_s;
+	bool vault_fail_closed;
+	uint64_t vault_large_bytes;
 };
 
 void config_init(struct ward_config *c);

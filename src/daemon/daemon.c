@@ -4,7 +4,9 @@
  * are queued to their own threads. */
 #include "daemon/daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 
+#include "capture/proccache.h"
 #include "capture/sensor.h"
 #include "control/control.h"
 #include "core/jsonw.h"
@@ -28,7 +31,13 @@
 #include "detect/engine.h"
 #include "output/ocsf.h"
 #include "output/sink.h"
+#include "prevent/execguard.h"
+#include "prevent/feed.h"
+#include "prevent/ioc.h"
+#include "prevent/scanner.h"
 #include "response/incident.h"
+#include "response/recover.h"
+#include "vault/guard.h"
 #include "response/response.h"
 #include "trace/ecs.h"
 
@@ -57,7 +66,299 @@ struct daemon {
 	struct kept *kept[KEPT_MAX];
 	uint64_t n_incidents, n_stopped, content_errors;
 	struct jsonw aw; /* alert rendering */
+	/* prevention: the exec guard and what it consults */
+	struct scanner *scanner;
+	struct ioc_store *ioc;
+	pthread_mutex_t ioc_lock;  /* lookups come from guard threads */
+	struct execguard *guard;
+	uint64_t n_denied;
+	/* the vault */
+	struct recover_fs vfs[RECOVER_MAX_FS];
+	int nvfs;
+	struct vault_guard *vguard;
+	pthread_mutex_t allow_lock;   /* allow-list read from vault guard threads */
+	char **allow;
+	int nallow;
 };
+
+/* The vault guard's question: is this process allow-listed (no copy before its writes)?
+ * From guard threads: reads /proc/<pid>/exe and the daemon's own copy of the allow-list. */
+static bool vault_trusted(void *ctx, pid_t pid)
+{
+	struct daemon *d = ctx;
+	char link[64], exe[WARD_EXE_MAX];
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	ssize_t n = readlink(link, exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	bool ok = false;
+	pthread_mutex_lock(&d->allow_lock);
+	for (int i = 0; i < d->nallow && !ok; i++)
+		ok = strcmp(d->allow[i], exe) == 0;
+	pthread_mutex_unlock(&d->allow_lock);
+	return ok;
+}
+
+static void allow_add(struct daemon *d, const char *exe)
+{
+	if (d->engine)
+		engine_allow_exe(d->engine, exe);
+	pthread_mutex_lock(&d->allow_lock);
+	char **n = realloc(d->allow, (size_t)(d->nallow + 1) * sizeof(*n));
+	if (n) {
+		d->allow = n;
+		if ((d->allow[d->nallow] = strdup(exe)))
+			d->nallow++;
+	}
+	pthread_mutex_unlock(&d->allow_lock);
+}
+
+static int start_vault(struct daemon *d)
+{
+	const struct ward_config *c = d->o->cfg;
+	char err[512];
+	struct vault_store_opts vo = {.max_bytes = c->vault_max_bytes, .max_age_s = c->vault_max_age_s};
+	int n = recover_open_all((const char *const *)c->watch, c->nwatch, c->vault_dir, &vo, d->vfs, err, sizeof(err));
+	if (n < 0) {
+		log_err("vault: %s", err);
+		return n;
+	}
+	d->nvfs = n;
+	struct vault_guard_fs gfs[RECOVER_MAX_FS];
+	for (int i = 0; i < n; i++) {
+		gfs[i].mount = d->vfs[i].mount;
+		gfs[i].store = d->vfs[i].store;
+	}
+	struct vault_guard_opts go = {
+		.large_bytes = c->vault_large_bytes,
+		.policy = c->vault_fail_closed ? VAULT_FAIL_CLOSED : VAULT_FAIL_OPEN,
+		.trusted = vault_trusted, .trusted_ctx = d,
+	};
+	int rc = vault_guard_start(gfs, (unsigned)n, &go, &d->vguard);
+	if (rc) {
+		/* Linux < 6.14 or a filesystem without pre-content events (tmpfs): say exactly
+		 * what is lost; detection and everything else still run */
+		log_warn("unavailable: vault copy-before-write (%s): originals are not kept; "
+			 "restore covers nothing changed from now on", strerror(-rc));
+		recover_close_all(d->vfs, d->nvfs);
+		d->nvfs = 0;
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		log_info("enabled: vault %s for %s (%s on failure)", d->vfs[i].vault_dir, d->vfs[i].mount,
+			 c->vault_fail_closed ? "deny" : "allow");
+	return 0;
+}
+
+/* Restores an incident ("restore ID" / "restore-dry ID") or a path ("restore-path
+ * BEFORE_NS DRY PATH"), writing the JSON-lines report to STATE/restore-*.jsonl. */
+static void do_restore(struct daemon *d, const char *req, struct jsonw *w)
+{
+	const struct ward_config *c = d->o->cfg;
+	struct vault_restore_stats st = {0};
+	char report[CONFIG_PATH_MAX + 128];
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(report, sizeof(report), "%s/restore-%lld.jsonl", c->state_dir, (long long)now.tv_sec);
+	FILE *rf = fopen(report, "ae");
+	int rc = 0;
+	bool dry = false;
+	if (strncmp(req, "restore-path ", 13) == 0) {
+		long long before = 0;
+		int drynum = 0, off = 0;
+		if (sscanf(req + 13, "%lld %d %n", &before, &drynum, &off) < 2 || req[13 + off] != '/') {
+			jsonw_str(w, "error", "malformed restore-path request");
+			goto out;
+		}
+		dry = drynum != 0;
+		const char *path = req + 13 + off;
+		for (int i = 0; i < d->nvfs; i++) {
+			struct vault_restore_opts ro = {.dry_run = dry, .report = rf};
+			int e = vault_restore_by_path(d->vfs[i].store, path, strlen(path), before, &ro, &st);
+			if (e && !rc)
+				rc = e;
+		}
+	} else {
+		dry = strncmp(req, "restore-dry ", 12) == 0;
+		const char *id = req + (dry ? 12 : 8);
+		struct incident inc;
+		rc = d->incidents ? incident_get(d->incidents, id, &inc) : -ENOENT;
+		if (rc) {
+			jsonw_str(w, "error", rc == -ENOENT ? "no such incident" : "cannot read the incident database");
+			goto out;
+		}
+		for (int i = 0; i < d->nvfs; i++) {
+			char q[4300];
+			snprintf(q, sizeof(q), "%s/%s", d->vfs[i].quarantine_dir, inc.id);
+			mkdir(d->vfs[i].quarantine_dir, 0700);
+			struct recover_opts ro = {.dry_run = dry, .report = rf, .quarantine_dir = q};
+			int e = recover_incident(d->vfs[i].store, d->vfs[i].roots, d->vfs[i].nroots, &inc, &ro, &st);
+			if (e && !rc)
+				rc = e;
+		}
+		if (!dry && !rc)
+			incident_set_status(d->incidents, inc.id, "restored");
+		incident_clear(&inc);
+	}
+	if (!d->nvfs)
+		jsonw_str(w, "error", "the vault is not enabled: nothing was kept");
+	jsonw_bool(w, "dry_run", dry);
+	jsonw_uint(w, "restored", dry ? st.would_restore : st.restored);
+	jsonw_uint(w, "unchanged", st.unchanged);
+	jsonw_uint(w, "quarantined", dry ? st.would_quarantine : st.quarantined);
+	jsonw_uint(w, "stale", st.stale_links);
+	jsonw_uint(w, "failed", st.failed);
+	jsonw_str(w, "report", report);
+	if (rc)
+		jsonw_str(w, "warning", strerror(-rc));
+out:
+	if (rf)
+		fclose(rf);
+}
+
+/* The exec guard's hash check: the indicator store (sha256). Called from guard threads. */
+static int ioc_check(void *ctx, const uint8_t sha256[32], char *why, size_t whylen)
+{
+	struct daemon *d = ctx;
+	struct ioc_match m;
+	pthread_mutex_lock(&d->ioc_lock);
+	int rc = ioc_lookup_sha256(d->ioc, sha256, &m);
+	pthread_mutex_unlock(&d->ioc_lock);
+	if (rc == 1) {
+		/* the scanner names the hash; this says where the indicator came from */
+		snprintf(why, whylen, "source %s%s%s", m.source, m.name[0] ? ", " : "", m.name);
+		return 1;
+	}
+	return 0;
+}
+
+/* An exec denied or a known-bad file written: an alert. From guard threads (the sinks are
+ * thread-safe; nothing here touches the loop's state but counters). */
+static void on_exec_alert(void *ctx, const struct execguard_alert *a)
+{
+	struct daemon *d = ctx;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	char title[768], id[48];
+	incident_new_id(id, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	snprintf(title, sizeof(title), "%s %s: %s", a->when == EXECGUARD_AT_EXEC ? (a->denied ? "execution denied:" : "known-bad program ran (deadline):") : "known-bad file written:",
+		 a->path, a->reason);
+	const char *files[1] = {a->path};
+	const char *ev[1] = {a->reason};
+	struct ward_proc p;
+	bool have = proccache_read_proc(a->pid, &p) == 0;
+	struct alert_view v = {
+		.incident_id = id, .rule_name = "ward.prevent.known_bad", .title = title,
+		.action = a->when == EXECGUARD_AT_EXEC ? "execution-denied" : "malware-written",
+		.blocked = a->denied, .score = 100, .severity = ALERT_SEV_HIGH, .time = now,
+		.files = files, .nfiles = 1, .hostname = d->hostname, .evidence = ev, .nevidence = 1,
+	};
+	v.proc.pid = a->pid;
+	if (have) {
+		v.proc.ppid = p.ppid;
+		v.proc.uid = p.uid;
+		v.proc.uid_known = true;
+		v.proc.exe = p.exe;
+		v.proc.args = p.args;
+		v.proc.args_len = p.args_len;
+	}
+	struct jsonw w;
+	jsonw_init(&w);
+	if (alert_view_to_ecs(&v, &w) == 0 && d->alerts) {
+		struct sink_meta meta = {.incident = id, .rule = v.rule_name, .score = 100, .has_score = true};
+		sink_emit_meta(d->alerts, LOG_ERR, w.buf, w.len, title, &meta);
+	}
+	jsonw_free(&w);
+	if (a->denied)
+		__atomic_add_fetch(&d->n_denied, 1, __ATOMIC_RELAXED);
+	log_warn("ALERT %s: %s (pid %d)", id, title, a->pid);
+}
+
+/* Imports every file in feeds_dir (idempotent: re-imports add nothing). */
+static void import_feeds(struct daemon *d)
+{
+	const char *dir = d->o->cfg->feeds_dir;
+	if (!dir[0] || !d->ioc)
+		return;
+	DIR *dd = opendir(dir);
+	if (!dd) {
+		log_warn("feeds_dir %s: %s", dir, strerror(errno));
+		return;
+	}
+	struct dirent *de;
+	while ((de = readdir(dd))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char path[CONFIG_PATH_MAX + 256], msg[512];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		struct feed_import res;
+		struct feed_error fe;
+		pthread_mutex_lock(&d->ioc_lock);
+		int rc = feed_import_file(d->ioc, path, FEED_AUTO, NULL, &res, &fe);
+		if (rc == 0)
+			ioc_load(d->ioc);
+		pthread_mutex_unlock(&d->ioc_lock);
+		if (rc) {
+			feed_error_format(&fe, path, msg, sizeof(msg));
+			log_err("feed rejected, nothing imported from it: %s", msg);
+		} else if (res.added || res.updated) {
+			log_info("feed %s: %zu new, %zu updated indicators", path, res.added, res.updated);
+		}
+	}
+	closedir(dd);
+}
+
+static int start_prevention(struct daemon *d)
+{
+	const struct ward_config *c = d->o->cfg;
+	char err[SCANNER_ERR_MAX];
+	int rc;
+	pthread_mutex_init(&d->ioc_lock, NULL);
+	struct scanner_opts so = {0};
+	if ((rc = scanner_create(&so, &d->scanner)))
+		return rc;
+	if (c->nrules && (rc = scanner_load_rules(d->scanner, (const char *const *)c->rules, (size_t)c->nrules, err,
+						  sizeof(err)))) {
+		log_err("YARA rules not loaded:\n%s", err);
+		return rc;
+	}
+	if ((rc = ioc_open(&d->ioc, c->state_dir))) {
+		log_err("indicator store %s/ioc.db: %s", c->state_dir, strerror(-rc));
+		return rc;
+	}
+	import_feeds(d);
+	ioc_load(d->ioc);
+	scanner_set_hash_check(d->scanner, ioc_check, d);
+	const char *root[1] = {"/"};
+	struct execguard_opts eo = {
+		.scanner = d->scanner,
+		.paths = c->nexec_paths ? (const char *const *)c->exec_paths : root,
+		.npaths = c->nexec_paths ? (size_t)c->nexec_paths : 1,
+		.watch_writes = true, .alert = on_exec_alert, .alert_ctx = d,
+	};
+	if ((rc = execguard_start(&eo, &d->guard)))
+		return rc;
+	log_info("enabled: exec guard (%d YARA rule file(s), %lld sha256 indicators)", c->nrules,
+		 (long long)ioc_count(d->ioc, IOC_SHA256));
+	return 0;
+}
+
+static void reload_prevention(struct daemon *d)
+{
+	const struct ward_config *c = d->o->cfg;
+	char err[SCANNER_ERR_MAX];
+	if (!d->scanner)
+		return;
+	if (c->nrules && scanner_load_rules(d->scanner, (const char *const *)c->rules, (size_t)c->nrules, err, sizeof(err)))
+		log_err("SIGHUP: YARA rules not reloaded, the old ones stay:\n%s", err);
+	import_feeds(d);
+	pthread_mutex_lock(&d->ioc_lock);
+	ioc_load(d->ioc);
+	pthread_mutex_unlock(&d->ioc_lock);
+	scanner_invalidate(d->scanner);
+	log_info("SIGHUP: rules and indicators reloaded (%lld sha256 indicators)", (long long)ioc_count(d->ioc, IOC_SHA256));
+}
 
 static const struct ward_proc *lookup_proc(void *ctx, pid_t pid)
 {
@@ -232,6 +533,11 @@ static void on_detect(const struct detection *det, void *ctx)
 			}
 		}
 	}
+	/* the vault keeps everything this attack may need: pinned from before its first event */
+	for (int i = 0; i < d->nvfs; i++) {
+		int64_t vid;
+		vault_store_incident_open(d->vfs[i].store, (int64_t)det->first_ns - 60ll * 1000000000ll, &vid);
+	}
 	if (d->incidents && incident_save(d->incidents, &inc))
 		log_err("%s: could not save the incident to %s/incidents.db", inc.id, c->state_dir);
 	incident_clear(&inc);
@@ -262,7 +568,7 @@ static void load_allow(struct daemon *d)
 	while (fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
 		if (line[0] == '/')
-			engine_allow_exe(d->engine, line);
+			allow_add(d, line);
 	}
 	fclose(f);
 }
@@ -291,7 +597,7 @@ static void allow_incident(struct daemon *d, const char *id, struct jsonw *w)
 		}
 	}
 	if (inc.exe[0]) {
-		engine_allow_exe(d->engine, inc.exe);
+		allow_add(d, inc.exe);
 		persist_allow(d, inc.exe);
 	}
 	incident_set_status(d->incidents, id, "allowed");
@@ -364,6 +670,25 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 		jsonw_bool(&w, "detecting", d->engine != NULL);
 		jsonw_uint(&w, "incidents", d->n_incidents);
 		jsonw_uint(&w, "processes_stopped", d->n_stopped);
+		jsonw_bool(&w, "vault", d->vguard != NULL);
+		if (d->vguard) {
+			struct vault_guard_stats vs;
+			vault_guard_stats(d->vguard, &vs);
+			jsonw_uint(&w, "vault_events", vs.events);
+			jsonw_uint(&w, "vault_saved", vs.saved_full + vs.saved_range);
+			jsonw_uint(&w, "vault_linked", vs.linked);
+			jsonw_uint(&w, "vault_tamper_denied", vs.tamper_denied);
+			jsonw_uint(&w, "vault_failures", vs.save_failed + vs.timeouts + vs.queue_full);
+		}
+		jsonw_bool(&w, "preventing", d->guard != NULL);
+		if (d->guard) {
+			struct execguard_stats gs;
+			execguard_get_stats(d->guard, &gs);
+			jsonw_uint(&w, "exec_checked", gs.events);
+			jsonw_uint(&w, "exec_denied", gs.denied);
+			jsonw_uint(&w, "written_matches", gs.write_matches);
+			jsonw_int(&w, "indicators", ioc_count(d->ioc, IOC_SHA256));
+		}
 		if (d->engine) {
 			struct engine_stats es;
 			engine_stats(d->engine, &es);
@@ -378,6 +703,8 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 			f += n + (f[n] == '\n');
 		}
 		jsonw_arr_close(&w);
+	} else if (strncmp(req, "restore", 7) == 0) {
+		do_restore(d, req, &w);
 	} else if (strncmp(req, "allow ", 6) == 0 && d->engine) {
 		allow_incident(d, req + 6, &w);
 	} else {
@@ -421,6 +748,7 @@ int daemon_run(const struct daemon_opts *o)
 
 	jsonw_init(&d.w);
 	jsonw_init(&d.aw);
+	pthread_mutex_init(&d.allow_lock, NULL);
 	gethostname(d.hostname, sizeof(d.hostname) - 1);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -432,6 +760,15 @@ int daemon_run(const struct daemon_opts *o)
 	if (o->control) {
 		if ((rc = mkdir_p(c->state_dir, 0700)) || (rc = mkdir_p(c->runtime_dir, 0755))) {
 			log_err("cannot create %s or %s: %s", c->state_dir, c->runtime_dir, strerror(-rc));
+			goto out;
+		}
+	}
+	/* one ward per state directory: claimed first, before anything else is opened */
+	if (o->control) {
+		rc = control_listen(&d.ctl, c->runtime_dir, on_control, &d);
+		if (rc) {
+			log_err("control socket in %s: %s", c->runtime_dir,
+				rc == -EADDRINUSE ? "another ward is running there" : strerror(-rc));
 			goto out;
 		}
 	}
@@ -487,6 +824,19 @@ int daemon_run(const struct daemon_opts *o)
 			}
 		}
 	}
+	for (int i = 0; i < c->nallow; i++)
+		allow_add(&d, c->allow_exe[i]);
+	if (o->control && c->vault && (rc = start_vault(&d)))
+		goto out;
+	/* the vaults are ward's own: never events */
+	for (int i = 0; i < d.nvfs && sc.nexcludes + 1 < SENSOR_MAX_ROOTS; i++) {
+		sc.excludes[sc.nexcludes++] = d.vfs[i].vault_dir;
+		sc.excludes[sc.nexcludes++] = d.vfs[i].quarantine_dir;
+	}
+	if (o->control && c->prevent && (rc = start_prevention(&d))) {
+		log_err("prevention could not start: %s", strerror(-rc));
+		goto out;
+	}
 	rc = sensor_open(&d.sensor, &sc, on_event, &d, err, sizeof(err));
 	if (rc) {
 		log_err("%s", err);
@@ -498,14 +848,6 @@ int daemon_run(const struct daemon_opts *o)
 			size_t n = strcspn(f, "\n");
 			ward_log(strncmp(f, "enabled", 7) == 0 ? LOG_INFO : LOG_WARNING, "%.*s", (int)n, f);
 			f += n + (f[n] == '\n');
-		}
-	}
-	if (o->control) {
-		rc = control_listen(&d.ctl, c->runtime_dir, on_control, &d);
-		if (rc) {
-			log_err("control socket in %s: %s", c->runtime_dir,
-				rc == -EADDRINUSE ? "another ward is running there" : strerror(-rc));
-			goto out;
 		}
 	}
 
@@ -550,6 +892,9 @@ int daemon_run(const struct daemon_opts *o)
 				while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
 						log_info("SIGHUP: reopening outputs");
+						reload_prevention(&d);
+						if (d.alerts)
+							sink_reopen(d.alerts);
 						if (d.events_file) {
 							FILE *nf = fopen(c->events_file, "ae");
 							if (nf) {
@@ -615,6 +960,17 @@ out:
 			response_release(&d.kept[i]->set);
 			free(d.kept[i]);
 		}
+	vault_guard_stop(d.vguard);
+	recover_close_all(d.vfs, d.nvfs);
+	for (int i = 0; i < d.nallow; i++)
+		free(d.allow[i]);
+	free(d.allow);
+	execguard_stop(d.guard);
+	scanner_destroy(d.scanner);
+	if (d.ioc) {
+		ioc_close(d.ioc);
+		pthread_mutex_destroy(&d.ioc_lock);
+	}
 	engine_destroy(d.engine);
 	incident_db_close(d.incidents);
 	sink_set_destroy(d.alerts);

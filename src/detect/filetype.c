@@ -913,62 +913,103 @@ static void dispatch(struct ctx *c)
 		set(c, FILETYPE_EMPTY, true);
 		return;
 	}
-	if (starts(h, 0, "PK\3\4", 4) || starts(h, 0, "PK\5\6", 4))
-		return check_zip(c);
-	if (starts(h, 0, "7z\xbc\xaf\x27\x1c", 6))
-		return check_7z(c);
-	if (starts(h, 0, "Rar!\x1a\x07", 6))
-		return check_rar(c);
-	if (starts(h, 0, "\x1f\x8b", 2))
-		return check_gzip(c);
-	if (starts(h, 0, "\xfd" "7zXZ\0", 6))
-		return check_xz(c);
-	if (starts(h, 0, "\x28\xb5\x2f\xfd", 4))
-		return check_zstd(c);
+	if (starts(h, 0, "PK\3\4", 4) || starts(h, 0, "PK\5\6", 4)) {
+		check_zip(c);
+		return;
+	}
+	if (starts(h, 0, "7z\xbc\xaf\x27\x1c", 6)) {
+		check_7z(c);
+		return;
+	}
+	if (starts(h, 0, "Rar!\x1a\x07", 6)) {
+		check_rar(c);
+		return;
+	}
+	if (starts(h, 0, "\x1f\x8b", 2)) {
+		check_gzip(c);
+		return;
+	}
+	if (starts(h, 0, "\xfd" "7zXZ\0", 6)) {
+		check_xz(c);
+		return;
+	}
+	if (starts(h, 0, "\x28\xb5\x2f\xfd", 4)) {
+		check_zstd(c);
+		return;
+	}
 	if (has(h, 0, 4) && (u32le(p) & 0xfffffff0u) == 0x184d2a50u) {  /* zstd skippable */
 		set(c, FILETYPE_ZSTD, true);
 		return;
 	}
-	if (starts(h, 0, "BZh", 3))
-		return check_bzip2(c);
-	if (starts(h, 0, "\x89PNG\r\n\x1a\n", 8))
-		return check_png(c);
-	if (starts(h, 0, "\xff\xd8\xff", 3))
-		return check_jpeg(c);
-	if (starts(h, 0, "GIF87a", 6) || starts(h, 0, "GIF89a", 6))
-		return check_gif(c);
+	if (starts(h, 0, "BZh", 3)) {
+		check_bzip2(c);
+		return;
+	}
+	if (starts(h, 0, "\x89PNG\r\n\x1a\n", 8)) {
+		check_png(c);
+		return;
+	}
+	if (starts(h, 0, "\xff\xd8\xff", 3)) {
+		check_jpeg(c);
+		return;
+	}
+	if (starts(h, 0, "GIF87a", 6) || starts(h, 0, "GIF89a", 6)) {
+		check_gif(c);
+		return;
+	}
 	if (starts(h, 0, "II*\0", 4) || starts(h, 0, "MM\0*", 4)) {
-		if (has(h, 0, 8))
-			return check_tiff(c);
-		return fail(c, FILETYPE_TIFF, "tiff header truncated");
+		if (has(h, 0, 8)) {
+			check_tiff(c);
+			return;
+		}
+		fail(c, FILETYPE_TIFF, "tiff header truncated");
+		return;
 	}
-	if (starts(h, 0, "RIFF", 4) && starts(h, 8, "WEBP", 4))
-		return check_webp(c);
+	if (starts(h, 0, "RIFF", 4) && starts(h, 8, "WEBP", 4)) {
+		check_webp(c);
+		return;
+	}
 	if (has(h, 4, 4) && (memcmp(p + 4, "ftyp", 4) == 0 || memcmp(p + 4, "moov", 4) == 0 ||
-			     memcmp(p + 4, "mdat", 4) == 0 || memcmp(p + 4, "wide", 4) == 0))
-		return check_isobmff(c);
+			     memcmp(p + 4, "mdat", 4) == 0 || memcmp(p + 4, "wide", 4) == 0)) {
+		check_isobmff(c);
+		return;
+	}
 	if (starts(h, 0, "\x7f" "ELF", 4)) {
-		if (has(h, 0, 16))
-			return check_elf(c);
-		return fail(c, FILETYPE_ELF, "elf ident truncated");
+		if (has(h, 0, 16)) {
+			check_elf(c);
+			return;
+		}
+		fail(c, FILETYPE_ELF, "elf ident truncated");
+		return;
 	}
-	if (starts(h, 0, "SQLite format 3\0", 16))
-		return check_sqlite(c);
+	if (starts(h, 0, "SQLite format 3\0", 16)) {
+		check_sqlite(c);
+		return;
+	}
 	if (starts(h, 0, "QFI\xfb", 4)) {
-		if (has(h, 0, 48))
-			return check_qcow2(c);
-		return fail(c, FILETYPE_QCOW2, "qcow header truncated");
+		if (has(h, 0, 48)) {
+			check_qcow2(c);
+			return;
+		}
+		fail(c, FILETYPE_QCOW2, "qcow header truncated");
+		return;
 	}
-	if (starts(h, 0, "KDMV", 4))
-		return check_vmdk(c);
+	if (starts(h, 0, "KDMV", 4)) {
+		check_vmdk(c);
+		return;
+	}
 	if (starts(h, 0, "# Disk DescriptorFile", 21)) {
 		set(c, FILETYPE_VMDK, true);
 		return;
 	}
-	if (starts(h, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8))
-		return check_ole(c);
-	if (has(h, 257, 5) && memcmp(p + 257, "ustar", 5) == 0 && has(h, 0, 512))
-		return check_tar(c);
+	if (starts(h, 0, "\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", 8)) {
+		check_ole(c);
+		return;
+	}
+	if (has(h, 257, 5) && memcmp(p + 257, "ustar", 5) == 0 && has(h, 0, 512)) {
+		check_tar(c);
+		return;
+	}
 	if (has(h, 0, 512) && p[0] > 0x20 && p[0] < 0x7f && tar_sum_ok(h)) {
 		set(c, FILETYPE_TAR, true);  /* v7 tar: no magic, the checksum has to do */
 		return;
@@ -976,10 +1017,14 @@ static void dispatch(struct ctx *c)
 	/* %PDF may follow a little junk (the spec allows it within the first 1024 bytes). */
 	struct view first = {p, h->n < 1024 ? h->n : 1024};
 	const unsigned char *pdf = find(&first, 0, "%PDF-", 5);
-	if (pdf)
-		return check_pdf(c, (size_t)(pdf - p));
-	if (is_text(h))
-		return check_text(c);
+	if (pdf) {
+		check_pdf(c, (size_t)(pdf - p));
+		return;
+	}
+	if (is_text(h)) {
+		check_text(c);
+		return;
+	}
 	set(c, FILETYPE_UNKNOWN, false);
 }
 

@@ -219,7 +219,7 @@ static void *worker_main(void *arg)
 {
 	struct execguard *g = arg;
 	/* one worker always stays free for execs while others scan written files */
-	unsigned max_wbusy = g->nworkers > 1 ? g->nworkers - 1 : 1;
+	unsigned max_wbusy = g->o.workers > 1 ? g->o.workers - 1 : 1;
 	for (;;) {
 		pthread_mutex_lock(&g->mu);
 		while (!g->stopping && g->q_perm.n == 0 &&

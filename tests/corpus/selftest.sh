@@ -180,13 +180,13 @@ shell_attack() { # shell_attack SCRIPT EXT
 	t "$name: each file replaced by ciphertext, others untouched" $check attack "$name" "$base" "$tmp/w" "$log" "$ext"
 }
 shell_attack openssl-loop "$(randext 5)"
-f=$(find "$tmp/w/Finance" -name '*.csv.*' -print -quit)
-rel=${f#"$tmp/w/"}
+first_logged() { grep -v '\\' "$1" | sed -n 's/^[0-9]* [0-9]* enc //p' | head -1; }
+f=$(first_logged "$tmp/openssl-loop.log")
 t "openssl-loop: decrypts back to the original" bash -c \
-	"openssl enc -d -aes-256-cbc -pbkdf2 -pass pass:hunter2 -in '$f' | cmp - '$base/${rel%.*}'"
+	"openssl enc -d -aes-256-cbc -pbkdf2 -pass pass:hunter2 -in '$f'.* | cmp - '$base/${f#"$tmp/w/"}'"
 shell_attack 7z-qlocker 7z
-f=$(find "$tmp/w/Finance" -name '*.csv.7z' -print -quit)
-t "7z-qlocker: names hidden without the password" bash -c "! 7z l -p '$f' 2>/dev/null | grep -q '\\.csv\$'"
+f=$(first_logged "$tmp/7z-qlocker.log").7z
+t "7z-qlocker: cannot even be listed without the password (-mhe)" bash -c "! 7z l -pwrong '$f' >/dev/null 2>&1"
 t "7z-qlocker: extracts with the password" bash -c "7z t -phunter2 '$f' | grep -q 'Everything is Ok'"
 fresh "$tmp/w"
 LIMIT=2 "$here/attacks/openssl-loop.sh" "$tmp/w" "$tmp/ol2.log" >/dev/null

@@ -849,6 +849,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* A guard for a typo, not a sandbox: never walk the whole system. */
+	char *real = realpath(g.root, NULL);
+	if (!real || strcmp(real, "/") == 0) {
+		fprintf(stderr, "ransim: refusing root %s\n", g.root);
+		free(real);
+		return 2;
+	}
+	free(real);
 	if (strcmp(g.mode->name, "notes") == 0)
 		g.notes = true;
 	g.delay_ms = delay >= 0 ? (unsigned)delay : g.mode->default_delay_ms;

@@ -17,16 +17,38 @@ def esc(b):
     return "".join(out)
 
 
+ZEROS = bytes(1 << 20)
+
+
 def sha256_file(path):
+    """Holes of sparse files (VM disks) are hashed as zeros without reading them: same digest,
+    a fraction of the time for a 2 GiB disk with a few MiB of data."""
     h = hashlib.sha256()
     with open(path, "rb", buffering=0) as f:
+        fd = f.fileno()
+        size = os.fstat(fd).st_size
         buf = bytearray(1 << 20)
         view = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
+        pos = 0
+        while pos < size:
+            try:
+                data = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole up to EOF (or no SEEK_DATA support: read)
+                data = size if hasattr(os, "SEEK_DATA") else pos
+            while pos < data:  # hole
+                n = min(data - pos, len(ZEROS))
+                h.update(ZEROS[:n] if n < len(ZEROS) else ZEROS)
+                pos += n
+            if pos >= size:
                 break
-            h.update(view[:n])
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            os.lseek(fd, pos, os.SEEK_SET)
+            while pos < hole:
+                n = f.readinto(view[:min(len(buf), hole - pos)])
+                if not n:
+                    return h.hexdigest() + "-short"  # shrank under us
+                h.update(view[:n])
+                pos += n
     return h.hexdigest()
 
 
