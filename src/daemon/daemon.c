@@ -239,6 +239,8 @@ static void on_exec_alert(void *ctx, const struct execguard_alert *a)
 {
 	struct daemon *d = ctx;
 	struct timespec now;
+	if (a->pid == getpid())
+		return; /* ward's own writes: copies into the vault of a file that was known-bad */
 	clock_gettime(CLOCK_REALTIME, &now);
 	char title[768], id[48];
 	incident_new_id(id, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);

@@ -233,9 +233,10 @@ static int parse_plain(struct reader *rd)
 		while (i < end && is_space(b[i]))
 			i++;
 		name[0] = '\0';
-		if (i < end && b[i] == '#') {
-			/* a trailing comment names the hash ("<sha256>  # LockBit 3.0 payload") */
-			size_t c = i + 1, e = end;
+		if (i < end) {
+			/* a trailing comment names the hash ("<sha256>  # LockBit 3.0 payload"), and so
+			 * does the file name of sha256sum/md5sum output ("<sha256>  *evil.exe") */
+			size_t c = i + (b[i] == '#' || b[i] == '*'), e = end;
 			while (c < e && is_space(b[c]))
 				c++;
 			while (e > c && is_space(b[e - 1]))
@@ -243,8 +244,6 @@ static int parse_plain(struct reader *rd)
 			size_t n = e - c < sizeof(name) - 1 ? e - c : sizeof(name) - 1;
 			memcpy(name, b + c, n);
 			name[n] = '\0';
-		} else if (i < end) {
-			return fail_at(rd, line, i, "unexpected text after the hash");
 		}
 		int r = emit(rd, k, digest, 0, -1, name[0] ? name : NULL, NULL);
 		if (r < 0) {
