@@ -81,7 +81,7 @@ fuzz-run: $(FUZZ)
 	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 -print_final_stats=0 \
 	      $(BUILD)/fuzz-work/$$n fuzz/corpus/$$n >$(BUILD)/fuzz-work/$$n.log 2>&1 \
 	    || { tail -40 $(BUILD)/fuzz-work/$$n.log; echo "fuzz: $$n FAILED"; exit 1; }; \
-	  grep -E '^#[0-9]+ *DONE' $(BUILD)/fuzz-work/$$n.log | tail -1; done
+	  grep -E '^Done [0-9]+ runs' $(BUILD)/fuzz-work/$$n.log | tail -1; done
 
 # --- what a fresh Debian machine needs (run as root) ---
 deps:

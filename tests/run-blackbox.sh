@@ -4,6 +4,10 @@ build=${1:-build}
 export WARD_BIN=$(realpath "$build/ward") WARD_BUILD=$(realpath "$build")
 pass=0 fail=0 failed=()
 for t in tests/blackbox/test_*; do
+  # tests of work still in progress are listed in tests/blackbox/wip.list and not run
+  if [ -f tests/blackbox/wip.list ] && grep -qxF "${t##*/}" tests/blackbox/wip.list; then
+    echo "  ${t##*/}: not run (listed in tests/blackbox/wip.list)"; continue
+  fi
   case "$t" in *.py) cmd=(python3 "$t") ;; *.sh) cmd=(bash "$t") ;; *) continue ;; esac
   out=$(timeout 900 "${cmd[@]}" 2>&1); rc=$?
   line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9-]+: [0-9]+ passed, [0-9]+ failed' | tail -1)

@@ -506,13 +506,13 @@ static const char *fid_name(const struct fanotify_event_info_fid *f)
 }
 
 /* Parses the info records of one event; returns false when malformed (skipped). */
-static bool parse_rec(const struct fanotify_event_metadata *m, struct rec *r)
+static bool parse_rec(const struct fanotify_event_metadata *m, const char *base, struct rec *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->m = m;
 	r->pidfd = -1;
-	const char *p = (const char *)m + m->metadata_len;
-	const char *end = (const char *)m + m->event_len;
+	const char *p = base + m->metadata_len;
+	const char *end = base + m->event_len;
 	while (p + sizeof(struct fanotify_event_info_header) <= end) {
 		const struct fanotify_event_info_header *h = (const void *)p;
 		if (h->len < sizeof(*h) || p + h->len > end)
@@ -698,12 +698,19 @@ int sensor_process(struct sensor *s)
 			procmon_drain(s->pm);
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
-		const struct fanotify_event_metadata *m = (const void *)s->buf;
-		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
-			if (m->vers != FANOTIFY_METADATA_VERSION)
+		/* Records are only 4-byte aligned (FID records end on 4-byte boundaries) while
+		 * the metadata struct has a 64-bit member: each header is copied out. */
+		for (size_t off = 0; off + FAN_EVENT_METADATA_LEN <= (size_t)len;) {
+			struct fanotify_event_metadata md;
+			const char *base = s->buf + off;
+			memcpy(&md, base, sizeof(md));
+			if (md.event_len < FAN_EVENT_METADATA_LEN || off + md.event_len > (size_t)len)
+				break;
+			off += md.event_len;
+			if (md.vers != FANOTIFY_METADATA_VERSION)
 				return -EPROTO;
 			s->st.raw++;
-			if (m->mask & FAN_Q_OVERFLOW) {
+			if (md.mask & FAN_Q_OVERFLOW) {
 				s->st.overflows++;
 				struct ward_event *ev = &s->ev;
 				memset(ev, 0, offsetof(struct ward_event, path));
@@ -717,12 +724,12 @@ int sensor_process(struct sensor *s)
 				continue;
 			}
 			struct rec r;
-			if (parse_rec(m, &r))
+			if (parse_rec(&md, base, &r))
 				handle_rec(s, &r, &now);
 			if (r.pidfd >= 0)
 				close(r.pidfd);
-			if (m->fd >= 0)
-				close(m->fd);
+			if (md.fd >= 0)
+				close(md.fd);
 		}
 	}
 	if (s->pm)

@@ -42,6 +42,27 @@
 #include "trace/ecs.h"
 
 #define KEPT_MAX 64
+#define CREATED_RING 8192   /* recent creations and renames, for incidents' outputs */
+#define TRACKED 8           /* incidents still collecting their actor's outputs */
+#define TRACK_NS (3ull * 1000000000ull)
+
+/* One creation or rename (new name) seen by the sensor: who made which name when. */
+struct created {
+	uint64_t t_ns;
+	pid_t pid, ppid;
+	char *path;
+};
+
+/* An incident whose actor's still-queued events may add outputs (files it created). */
+struct tracked {
+	char id[48];
+	pid_t pids[256];
+	int npids;
+	uint64_t until_ns;
+	struct jsonw outputs;   /* a JSON array under construction */
+	size_t count;
+	bool dirty;
+};
 
 /* An incident whose processes are kept stopped for an administrator (response action
  * "stop", or monitor mode's nothing-stopped record). */
@@ -79,7 +100,112 @@ struct daemon {
 	pthread_mutex_t allow_lock;   /* allow-list read from vault guard threads */
 	char **allow;
 	int nallow;
+	struct created *ring;         /* CREATED_RING entries, allocated on first use */
+	size_t ring_next;
+	struct tracked *tracked[TRACKED];
 };
+
+static bool has_pid(const pid_t *set, int n, pid_t p)
+{
+	for (int i = 0; i < n; i++)
+		if (set[i] == p)
+			return true;
+	return false;
+}
+
+static void remember_created(struct daemon *d, const struct ward_event *ev)
+{
+	if (!d->ring && !(d->ring = calloc(CREATED_RING, sizeof(*d->ring))))
+		return;
+	struct created *c = &d->ring[d->ring_next++ % CREATED_RING];
+	char *p = realloc(c->path, ev->path_len + 1);
+	if (!p)
+		return;
+	memcpy(p, ev->path, ev->path_len + 1);
+	c->path = p;
+	c->t_ns = (uint64_t)ev->ts.tv_sec * 1000000000ull + (uint64_t)ev->ts.tv_nsec;
+	c->pid = ev->pid;
+	c->ppid = ev->proc->ppid;
+}
+
+static void track_add(struct tracked *t, const char *path)
+{
+	jsonw_str(&t->outputs, NULL, path);
+	t->count++;
+	t->dirty = true;
+}
+
+/* The files the actor's tree created or renamed to, from a minute before its first scored
+ * event on: seeds the incident's outputs, which later events of the same pids extend. */
+static struct tracked *track_incident(struct daemon *d, const char *id, const pid_t *pids, int npids,
+				      uint64_t since_ns, uint64_t now_ns)
+{
+	int slot = 0;
+	for (int i = 0; i < TRACKED; i++)
+		if (!d->tracked[i] || d->tracked[i]->until_ns < d->tracked[slot]->until_ns) {
+			slot = i;
+			if (!d->tracked[i])
+				break;
+		}
+	struct tracked *t = d->tracked[slot];
+	if (t) {
+		jsonw_free(&t->outputs);
+		free(t);
+	}
+	t = d->tracked[slot] = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	for (int i = 0; i < npids && t->npids < 256; i++)
+		if (!has_pid(t->pids, t->npids, pids[i]))
+			t->pids[t->npids++] = pids[i];
+	t->until_ns = now_ns + TRACK_NS;
+	jsonw_init(&t->outputs);
+	jsonw_arr_open(&t->outputs, NULL);
+	if (!d->ring)
+		return t;
+	/* children of the actor's processes count too (a shell loop's openssl, a worker),
+	 * found by parent pid; two passes catch grandchildren */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < CREATED_RING; i++) {
+			struct created *c = &d->ring[i];
+			if (c->path && c->t_ns >= since_ns && has_pid(t->pids, t->npids, c->ppid) &&
+			    !has_pid(t->pids, t->npids, c->pid) && t->npids < 256)
+				t->pids[t->npids++] = c->pid;
+		}
+	for (size_t i = 0; i < CREATED_RING; i++) {
+		struct created *c = &d->ring[i];
+		if (c->path && c->t_ns >= since_ns && has_pid(t->pids, t->npids, c->pid))
+			track_add(t, c->path);
+	}
+	return t;
+}
+
+/* Saves tracked outputs that changed; forgets trackers past their time. */
+static void flush_tracked(struct daemon *d, uint64_t now_ns)
+{
+	for (int i = 0; i < TRACKED; i++) {
+		struct tracked *t = d->tracked[i];
+		if (!t)
+			continue;
+		if (t->dirty && d->incidents) {
+			struct jsonw w = t->outputs; /* close a copy of the array */
+			char *copy = malloc(w.len + 2);
+			if (copy) {
+				memcpy(copy, w.buf ? w.buf : "[", w.len + 1);
+				strcat(copy, "]");
+				incident_set_outputs(d->incidents, t->id, copy);
+				free(copy);
+			}
+			t->dirty = false;
+		}
+		if (now_ns > t->until_ns) {
+			jsonw_free(&t->outputs);
+			free(t);
+			d->tracked[i] = NULL;
+		}
+	}
+}
 
 /* The vault guard's question: is this process allow-listed (no copy before its writes)?
  * From guard threads: reads /proc/<pid>/exe and the daemon's own copy of the allow-list. */
@@ -540,6 +666,26 @@ static void on_detect(const struct detection *det, void *ctx)
 		int64_t vid;
 		vault_store_incident_open(d->vfs[i].store, (int64_t)det->first_ns - 60ll * 1000000000ll, &vid);
 	}
+	{
+		pid_t pids[RESPONSE_MAX + 64 + 1];
+		int np = 0;
+		pids[np++] = det->pid;
+		for (int i = 0; set && i < set->n && np < RESPONSE_MAX; i++)
+			pids[np++] = set->pid[i];
+		for (int i = 0; i < det->ncontributors; i++)
+			pids[np++] = det->contributors[i];
+		struct tracked *t = track_incident(d, inc.id, pids, np, det->first_ns - 60ull * 1000000000ull, now_ns);
+		if (t) {
+			jsonw_arr_close(&t->outputs);
+			inc.outputs_json = strdup(t->outputs.buf ? t->outputs.buf : "[]");
+			/* reopen the array for later additions: drop the closing bracket */
+			if (t->outputs.len && t->outputs.buf[t->outputs.len - 1] == ']') {
+				t->outputs.buf[--t->outputs.len] = '\0';
+				t->outputs.need_comma = t->count > 0;
+			}
+			t->dirty = false;
+		}
+	}
 	if (d->incidents && incident_save(d->incidents, &inc))
 		log_err("%s: could not save the incident to %s/incidents.db", inc.id, c->state_dir);
 	incident_clear(&inc);
@@ -620,6 +766,14 @@ static void on_event(struct ward_event *ev, void *ctx)
 			if (content_inspect(fd, (uint64_t)ev->size, &ev->content))
 				d->content_errors++;
 			close(fd);
+		}
+	}
+	if (d->engine && (ev->op == WOP_CREATE || ev->op == WOP_RENAME) && !ev->is_dir) {
+		remember_created(d, ev);
+		for (int i = 0; i < TRACKED; i++) {
+			struct tracked *t = d->tracked[i];
+			if (t && (has_pid(t->pids, t->npids, ev->pid) || has_pid(t->pids, t->npids, ev->proc->ppid)))
+				track_add(t, ev->path);
 		}
 	}
 	if (d->engine)
@@ -916,7 +1070,9 @@ int daemon_run(const struct daemon_opts *o)
 					if (d.engine) {
 						struct timespec ts;
 						clock_gettime(CLOCK_REALTIME, &ts);
-						engine_expire(d.engine, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+						uint64_t t_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+						engine_expire(d.engine, t_ns);
+						flush_tracked(&d, t_ns);
 					}
 				}
 				sd_notify(0, "WATCHDOG=1");
@@ -962,6 +1118,11 @@ out:
 			response_release(&d.kept[i]->set);
 			free(d.kept[i]);
 		}
+	if (d.engine)
+		flush_tracked(&d, UINT64_MAX); /* saves what is pending and frees every tracker */
+	for (size_t i = 0; d.ring && i < CREATED_RING; i++)
+		free(d.ring[i].path);
+	free(d.ring);
 	vault_guard_stop(d.vguard);
 	recover_close_all(d.vfs, d.nvfs);
 	for (int i = 0; i < d.nallow; i++)

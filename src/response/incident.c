@@ -25,7 +25,7 @@ static const char schema[] =
 	" id TEXT PRIMARY KEY, created_ns INTEGER, status TEXT, level TEXT, pid INTEGER,"
 	" ppid INTEGER, start_ns INTEGER, uid INTEGER, exe TEXT, exe_sha256 TEXT, args TEXT,"
 	" score REAL, first_ns INTEGER, detected_ns INTEGER, stopped_ns INTEGER, pids TEXT,"
-	" evidence TEXT, files TEXT, nfiles INTEGER);";
+	" evidence TEXT, files TEXT, nfiles INTEGER, outputs TEXT);";
 
 int incident_db_open(struct incident_db **out, const char *state_dir, bool readonly)
 {
@@ -76,7 +76,7 @@ int incident_save(struct incident_db *d, const struct incident *i)
 	sqlite3_stmt *st = NULL;
 	int rc = -EIO;
 	if (sqlite3_prepare_v2(d->db,
-			       "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+			       "INSERT OR REPLACE INTO incidents VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto out;
 	int k = 1;
@@ -99,7 +99,22 @@ int incident_save(struct incident_db *d, const struct incident *i)
 	sqlite3_bind_text(st, k++, i->evidence_json ? i->evidence_json : "[]", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, k++, i->files_json ? i->files_json : "[]", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, k++, i->nfiles);
+	sqlite3_bind_text(st, k++, i->outputs_json ? i->outputs_json : "[]", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+out:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int incident_set_outputs(struct incident_db *d, const char *id, const char *outputs_json)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -EIO;
+	if (sqlite3_prepare_v2(d->db, "UPDATE incidents SET outputs=? WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, outputs_json, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(d->db) ? 0 : -ENOENT) : -EIO;
 out:
 	sqlite3_finalize(st);
 	return rc;
@@ -154,6 +169,7 @@ static void row(sqlite3_stmt *st, struct incident *i)
 	i->evidence_json = dup_col(st, k++);
 	i->files_json = dup_col(st, k++);
 	i->nfiles = (uint32_t)sqlite3_column_int64(st, k++);
+	i->outputs_json = dup_col(st, k++);
 }
 
 void incident_clear(struct incident *i)
@@ -162,7 +178,8 @@ void incident_clear(struct incident *i)
 	free(i->pids_json);
 	free(i->evidence_json);
 	free(i->files_json);
-	i->args_json = i->pids_json = i->evidence_json = i->files_json = NULL;
+	free(i->outputs_json);
+	i->args_json = i->pids_json = i->evidence_json = i->files_json = i->outputs_json = NULL;
 }
 
 int incident_get(struct incident_db *d, const char *id, struct incident *out)
@@ -239,6 +256,7 @@ void incident_print_json(FILE *f, const struct incident *i)
 	jsonw_raw(&w, "evidence", i->evidence_json ? i->evidence_json : "[]");
 	jsonw_uint(&w, "files_count", i->nfiles);
 	jsonw_raw(&w, "files", i->files_json ? i->files_json : "[]");
+	jsonw_raw(&w, "outputs", i->outputs_json ? i->outputs_json : "[]");
 	jsonw_obj_close(&w);
 	fprintf(f, "%s\n", w.buf ? w.buf : "{}");
 	jsonw_free(&w);

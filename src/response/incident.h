@@ -24,6 +24,7 @@ struct incident {
 	char *pids_json;          /* JSON array of stopped pids; owned */
 	char *evidence_json;      /* JSON array of {indicator, points, detail, path, time}; owned */
 	char *files_json;         /* JSON array of paths; owned */
+	char *outputs_json;       /* JSON array of paths the actor created or renamed to; owned */
 	uint32_t nfiles;
 };
 
@@ -35,6 +36,7 @@ void incident_db_close(struct incident_db *db);   /* accepts NULL */
 void incident_new_id(char id[48], uint64_t now_ns);
 int incident_save(struct incident_db *db, const struct incident *inc);
 int incident_set_status(struct incident_db *db, const char *id, const char *status);
+int incident_set_outputs(struct incident_db *db, const char *id, const char *outputs_json);
 /* Loads one incident; free with incident_clear(). -ENOENT when there is none. */
 int incident_get(struct incident_db *db, const char *id, struct incident *out);
 void incident_clear(struct incident *inc);

@@ -64,6 +64,7 @@ int recover_incident(struct vault_store *store, const char *const *roots, int nr
 {
 	int rc = 0;
 	struct scan_ctx c = {0};
+	json_object *outs = NULL;
 	const char **quarantine = NULL;
 	c.files = json_tokener_parse(inc->files_json ? inc->files_json : "[]");
 	if (!c.files || !json_object_is_type(c.files, json_type_array)) {
@@ -86,13 +87,27 @@ int recover_incident(struct vault_store *store, const char *const *roots, int nr
 		if (rc)
 			goto out;
 	}
-	/* the actor's outputs: files of the incident that are there now and were never an
-	 * original (no version of them, or first seen as an empty inode born in the attack) */
+	/* The actor's outputs: what it created or renamed files to (the daemon's record of its
+	 * process tree), that is there now and was never an original: no version of it, or a
+	 * first version that was an empty inode born during the attack. */
 	size_t nq = 0;
-	for (size_t i = 0; i < nf; i++) {
-		const char *p = json_object_get_string(json_object_array_get_idx(c.files, i));
+	outs = json_tokener_parse(inc->outputs_json ? inc->outputs_json : "[]");
+	size_t no = outs && json_object_is_type(outs, json_type_array) ? json_object_array_length(outs) : 0;
+	const char **q2 = realloc(quarantine, (nf + no + 1) * sizeof(*quarantine));
+	if (!q2) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	quarantine = q2;
+	for (size_t i = 0; i < no; i++) {
+		const char *p = json_object_get_string(json_object_array_get_idx(outs, i));
+		size_t k, pl = strlen(p);
 		struct stat sb;
-		if ((!c.has_version[i] || c.first_born[i]) && lstat(p, &sb) == 0 && S_ISREG(sb.st_mode))
+		bool original = in_files(&c, p, pl, &k) && c.has_version[k] && !c.first_born[k];
+		bool dup = false;
+		for (size_t j = 0; j < nq && !dup; j++)
+			dup = strcmp(quarantine[j], p) == 0;
+		if (!original && !dup && lstat(p, &sb) == 0 && S_ISREG(sb.st_mode))
 			quarantine[nq++] = p;
 	}
 	struct vault_restore_opts ro = {
@@ -113,6 +128,7 @@ out:
 	free(c.first_saved);
 	free(c.first_born);
 	json_object_put(c.files);
+	json_object_put(outs);
 	return rc;
 }
 

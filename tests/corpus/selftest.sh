@@ -33,7 +33,9 @@ mkdir -p "$tmp"
 ransim=${RANSIM:-}
 if [ -z "$ransim" ]; then
 	if [ -x "$repo/build/helpers/ransim" ] && [ "$repo/build/helpers/ransim" -nt "$repo/tests/helpers/ransim.c" ]; then
-		ransim=$repo/build/helpers/ransim
+		# A copy: a concurrent `make` may be relinking the original mid-run.
+		cp "$repo/build/helpers/ransim" "$tmp/ransim"
+		ransim=$tmp/ransim
 	else
 		ransim=$tmp/ransim
 		cc -std=c17 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -pthread \

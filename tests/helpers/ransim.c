@@ -108,9 +108,9 @@ static const struct mode modes[] = {
 	 * score about 6 bits/byte, written over the file. */
 	{ "base64", IO_BASE64, REN_NONE, RUN_SEQ, FULL(UINT64_MAX), 0,
 	  "entropy evasion: base64 ciphertext written over the file" },
-	/* "Low and slow" pacing used to stay under rate thresholds (e.g. the configurable
-	 * delays of LockBit 3.0 / BlackCat builders): whole-file Babuk-style, one file every few
-	 * seconds. */
+	/* "Low and slow": pacing to stay under rate thresholds. Not one family's signature but
+	 * the evasion any rate-based detector must survive; whole-file Babuk-style, one file
+	 * every few seconds. */
 	{ "slow", IO_PWRITE, REN_AFTER, RUN_SEQ, FULL(512 * MIB), 3000,
 	  "paced encryption: one file every --delay-ms (default 3 s)" },
 	/* ESXiArgs encrypt.sh starts one `encrypt` process per VM file in the background, so no

@@ -5,7 +5,13 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib/work-common.sh"
 work_init "$@"
-f=$(work_find '*.pdf' '*.docx' '*.xlsx' | xargs -0 -r ls -S -- | head -1)
+f='' best=-1
+while IFS= read -r -d '' c; do # the largest document
+	s=$(stat -c %s -- "$c")
+	if [ "$s" -gt "$best" ]; then
+		best=$s f=$c
+	fi
+done < <(work_find '*.pdf' '*.docx' '*.xlsx')
 [ -n "$f" ] || { echo "gpg-encrypt: nothing to encrypt"; exit 0; }
 home=$(mktemp -d /tmp/corpus-gnupg.XXXXXX)
 trap 'rm -rf "$home"' EXIT
