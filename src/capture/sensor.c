@@ -641,23 +641,13 @@ static void handle_rec(struct sensor *s, const struct rec *r, const struct times
 		ev->handle = fh;
 		ev->mount_fd = mount_fd_for(s, (const fsid_t *)&r->fid->fsid);
 		ev->ino = handle_ino(fh);
-		/* Size is reported where it means something: the final size at close-after-write
-		 * and the size of a renamed file. Stat-ing every create and modify would cost
-		 * three syscalls per record for a number that is stale when read. Deletes have
-		 * nothing left to stat. */
-		if (!ev->is_dir && ((mask & (FAN_CLOSE_WRITE | FAN_RENAME)) || !ev->ino) &&
-		    !(mask & FAN_DELETE)) {
-			int mfd = mount_fd_for(s, (const fsid_t *)&r->fid->fsid);
-			int fd = mfd >= 0 ? open_by_handle_at(mfd, fh, O_PATH | O_CLOEXEC) : -1;
-			if (fd >= 0) {
-				struct stat st;
-				if (fstat(fd, &st) == 0) {
-					ev->ino = st.st_ino;
-					ev->size = S_ISREG(st.st_mode) ? st.st_size : -1;
-				}
-				close(fd);
-			}
-		}
+		/* Size is reported where it means something (the final size at close-after-write,
+		 * the size of a renamed file) and looked up only when a consumer asks for it
+		 * (ward_event_size): a stat per record costs three syscalls. Deletes have nothing
+		 * left to stat. */
+		if (!ev->is_dir && (mask & (FAN_CLOSE_WRITE | FAN_RENAME)) && !(mask & FAN_DELETE) &&
+		    ev->mount_fd >= 0)
+			ev->size = WARD_SIZE_LAZY;
 	}
 
 	/* One fanotify record may carry several merged bits: report them in the order they

@@ -21,6 +21,7 @@ void config_init(struct ward_config *c)
 	c->log_level = LOG_INFO;
 	c->proc_grace_s = 60;
 	c->alerts_max_bytes = 64ull << 20;
+	c->syslog_transport = -1;
 	c->detect = true;
 	c->threshold = 100;
 	c->half_life_s = 600;
@@ -432,6 +433,53 @@ static int handler(void *user, const char *section, const char *name, const char
 			rc = set_dir(c->events_file, name, value, m, ml);
 		else if (strcmp(name, "alerts_file") == 0)
 			rc = set_dir(c->alerts_file, name, value, m, ml);
+		else if (strcmp(name, "alerts_format") == 0) {
+			if (strcmp(value, "ecs") == 0)
+				c->alerts_ocsf = false;
+			else if (strcmp(value, "ocsf") == 0)
+				c->alerts_ocsf = true;
+			else {
+				snprintf(m, ml, "alerts_format must be ecs or ocsf, not \"%s\"", value);
+				rc = -EINVAL;
+			}
+		} else if (strcmp(name, "syslog") == 0) {
+			/* "local" (/dev/log), "unix:/path", "udp:host:port" or "tcp:host:port" */
+			const char *addr = NULL;
+			if (strcmp(value, "local") == 0) {
+				c->syslog_transport = 0;
+				addr = "";
+			} else if (strncmp(value, "unix:", 5) == 0 && value[5] == '/') {
+				c->syslog_transport = 0;
+				addr = value + 5;
+			} else if (strncmp(value, "udp:", 4) == 0 || strncmp(value, "tcp:", 4) == 0) {
+				c->syslog_transport = value[0] == 'u' ? 1 : 2;
+				addr = value + 4;
+				char h[200], pt[32];
+				char *colon = strrchr(addr, ':');
+				if (!colon || colon == addr || !colon[1] || strlen(addr) >= sizeof(h) ||
+				    strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+					addr = NULL;
+				}
+				(void)h;
+				(void)pt;
+			}
+			if (!addr || strlen(addr) >= sizeof(c->syslog_address)) {
+				snprintf(m, ml, "syslog must be local, unix:/PATH, udp:HOST:PORT or tcp:HOST:PORT, not \"%s\"", value);
+				rc = -EINVAL;
+				c->syslog_transport = -1;
+			} else {
+				snprintf(c->syslog_address, sizeof(c->syslog_address), "%s", addr);
+			}
+		} else if (strcmp(name, "metrics") == 0) {
+			char *colon = strrchr(value, ':');
+			if (!colon || colon == value || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+			    strlen(value) >= sizeof(c->metrics_listen)) {
+				snprintf(m, ml, "metrics must be ADDRESS:PORT such as 127.0.0.1:9477, not \"%s\"", value);
+				rc = -EINVAL;
+			} else {
+				snprintf(c->metrics_listen, sizeof(c->metrics_listen), "%s", value);
+			}
+		}
 		else if (strcmp(name, "alerts_max_size") == 0) {
 			if ((rc = config_parse_size(value, &c->alerts_max_bytes)) || c->alerts_max_bytes < 4096) {
 				snprintf(m, ml, "alerts_max_size must be a size of at least 4K such as 64M, not \"%s\"", value);

@@ -27,6 +27,10 @@ struct ward_config {
 	char events_file[CONFIG_PATH_MAX]; /* "" = none: every event as ECS JSON lines */
 	char alerts_file[CONFIG_PATH_MAX]; /* "" = STATE/alerts.json */
 	uint64_t alerts_max_bytes;         /* rotation size of the alerts file */
+	bool alerts_ocsf;                  /* alerts as OCSF Detection Findings instead of ECS */
+	int syslog_transport;              /* -1 none, else enum syslog_transport */
+	char syslog_address[256];          /* "" = /dev/log; "host:port" for udp/tcp */
+	char metrics_listen[128];          /* "" = no metrics endpoint; "127.0.0.1:9477" */
 	/* detection and response */
 	bool detect;                       /* false: sensor only (benchmarks, trace) */
 	double threshold;

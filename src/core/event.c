@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h>
 
 static const char *const op_names[WOP__COUNT] = {
@@ -48,4 +50,24 @@ int ward_event_open(const struct ward_event *ev)
 	int fd = open_by_handle_at(ev->mount_fd, (struct file_handle *)ev->handle,
 				   O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	return fd < 0 ? -errno : fd;
+}
+
+int64_t ward_event_size(struct ward_event *ev)
+{
+	if (ev->size != WARD_SIZE_LAZY)
+		return ev->size;
+	ev->size = -1;
+	if (!ev->handle || ev->mount_fd < 0)
+		return -1;
+	int fd = open_by_handle_at(ev->mount_fd, (struct file_handle *)ev->handle, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) == 0) {
+		ev->ino = st.st_ino;
+		if (S_ISREG(st.st_mode))
+			ev->size = st.st_size;
+	}
+	close(fd);
+	return ev->size;
 }

@@ -62,7 +62,8 @@ struct ward_event {
 	enum ward_op op;
 	bool is_dir;
 	uint64_t ino;                /* 0 when unknown */
-	int64_t size;                /* -1 when unknown (deleted, or not a regular file) */
+	int64_t size;                /* -1 when unknown (deleted, or not a regular file);
+				      * WARD_SIZE_LAZY: not looked up yet, see ward_event_size() */
 	pid_t pid;                   /* from the kernel; also in proc->pid when known */
 	pid_t tid;                   /* 0 when unknown (notification groups report tgid) */
 	const struct ward_proc *proc;  /* never NULL */
@@ -76,6 +77,11 @@ struct ward_event {
 	char path[WARD_PATH_MAX];    /* the new path for renames */
 	char old_path[WARD_PATH_MAX];/* renames only, else "" */
 };
+
+#define WARD_SIZE_LAZY (-2)
+/* The size of the event's file, looked up (and kept in ev->size) on first use: the sensor
+ * does not stat what no consumer reads. -1 when it cannot be known. */
+int64_t ward_event_size(struct ward_event *ev);
 
 /* Opens the event's object read-only through its file handle, never by path (a path open
  * on a filesystem with permission marks could wait on ward itself). Returns an fd or

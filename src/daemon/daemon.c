@@ -30,7 +30,9 @@
 #include "detect/content.h"
 #include "detect/engine.h"
 #include "output/ocsf.h"
+#include "output/metrics.h"
 #include "output/sink.h"
+#include "output/syslog.h"
 #include "prevent/execguard.h"
 #include "prevent/feed.h"
 #include "prevent/ioc.h"
@@ -86,7 +88,6 @@ struct daemon {
 	struct sink_set *alerts;
 	struct kept *kept[KEPT_MAX];
 	uint64_t n_incidents, n_stopped, content_errors;
-	struct jsonw aw; /* alert rendering */
 	/* prevention: the exec guard and what it consults */
 	struct scanner *scanner;
 	struct ioc_store *ioc;
@@ -103,7 +104,24 @@ struct daemon {
 	struct created *ring;         /* CREATED_RING entries, allocated on first use */
 	size_t ring_next;
 	struct tracked *tracked[TRACKED];
+	struct metrics_registry *metrics;
+	struct metrics_server *metrics_srv;
 };
+
+/* One alert in the configured format to every alert sink (never blocks: queued). */
+static void emit_alert(struct daemon *d, const struct alert_view *v, int level, const char *title, double score)
+{
+	if (!d->alerts)
+		return;
+	struct jsonw w;
+	jsonw_init(&w);
+	int rc = d->o->cfg->alerts_ocsf ? alert_view_to_ocsf(v, &w) : alert_view_to_ecs(v, &w);
+	if (rc == 0) {
+		struct sink_meta meta = {.incident = v->incident_id, .rule = v->rule_name, .score = score, .has_score = true};
+		sink_emit_meta(d->alerts, level, w.buf, w.len, title, &meta);
+	}
+	jsonw_free(&w);
+}
 
 static bool has_pid(const pid_t *set, int n, pid_t p)
 {
@@ -391,13 +409,7 @@ static void on_exec_alert(void *ctx, const struct execguard_alert *a)
 		v.proc.args = p.args;
 		v.proc.args_len = p.args_len;
 	}
-	struct jsonw w;
-	jsonw_init(&w);
-	if (alert_view_to_ecs(&v, &w) == 0 && d->alerts) {
-		struct sink_meta meta = {.incident = id, .rule = v.rule_name, .score = 100, .has_score = true};
-		sink_emit_meta(d->alerts, LOG_ERR, w.buf, w.len, title, &meta);
-	}
-	jsonw_free(&w);
+	emit_alert(d, &v, LOG_ERR, title, 100);
 	if (a->denied)
 		__atomic_add_fetch(&d->n_denied, 1, __ATOMIC_RELAXED);
 	log_warn("ALERT %s: %s (pid %d)", id, title, a->pid);
@@ -628,11 +640,10 @@ static void on_detect(const struct detection *det, void *ctx)
 	v.proc.args = det->args;
 	v.proc.args_len = det->args_len;
 	v.proc.sha256 = inc.exe_sha256[0] ? inc.exe_sha256 : NULL;
-	jsonw_reset(&d->aw);
-	if (alert_view_to_ecs(&v, &d->aw) == 0 && d->alerts) {
-		struct sink_meta meta = {.incident = inc.id, .rule = v.rule_name, .score = det->score, .has_score = true};
-		sink_emit_meta(d->alerts, LOG_CRIT, d->aw.buf, d->aw.len, title, &meta);
-	}
+	emit_alert(d, &v, LOG_CRIT, title, det->score);
+	metric_inc(&ward_metrics.incidents);
+	if (set && set->n)
+		metric_inc(&ward_metrics.actors_stopped);
 	log_warn("ALERT %s: %s; score %.0f; %d indicator(s), %u file(s)", inc.id, title, det->score,
 		 det->nevidence, det->nfiles_total);
 	d->n_incidents++;
@@ -760,14 +771,24 @@ static void on_event(struct ward_event *ev, void *ctx)
 	struct daemon *d = ctx;
 	/* Content first: detection and recorded traces both need it. Read through the event's
 	 * handle while the bytes are fresh in the page cache. */
-	if ((d->engine || d->o->inspect) && ev->op == WOP_CLOSE_WRITE && !ev->is_dir && ev->size > 0) {
+	if ((d->engine || d->o->inspect) && ev->op == WOP_CLOSE_WRITE && !ev->is_dir) {
 		int fd = ward_event_open(ev);
-		if (fd >= 0) {
-			if (content_inspect(fd, (uint64_t)ev->size, &ev->content))
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			ev->size = st.st_size; /* the lazy size, from the fd we need anyway */
+			ev->ino = st.st_ino;
+			if (st.st_size > 0 && content_inspect(fd, (uint64_t)st.st_size, &ev->content))
 				d->content_errors++;
-			close(fd);
 		}
+		if (fd >= 0)
+			close(fd);
 	}
+	/* every consumer below may read the size */
+	if ((d->engine || d->o->events_out || d->events_file) && ev->size == WARD_SIZE_LAZY)
+		ward_event_size(ev);
+	metric_inc(&ward_metrics.events[ev->op]);
+	if (ev->op == WOP_OVERFLOW)
+		metric_inc(&ward_metrics.queue_overflows);
 	if (d->engine && (ev->op == WOP_CREATE || ev->op == WOP_RENAME) && !ev->is_dir) {
 		remember_created(d, ev);
 		for (int i = 0; i < TRACKED; i++) {
@@ -903,7 +924,6 @@ int daemon_run(const struct daemon_opts *o)
 	sigset_t mask;
 
 	jsonw_init(&d.w);
-	jsonw_init(&d.aw);
 	pthread_mutex_init(&d.allow_lock, NULL);
 	gethostname(d.hostname, sizeof(d.hostname) - 1);
 	sigemptyset(&mask);
@@ -970,6 +990,16 @@ int daemon_run(const struct daemon_opts *o)
 				log_err("alerts file %s: %s", apath, strerror(-rc));
 				goto out;
 			}
+			sink_set_drop_counter(d.alerts, &ward_metrics.sink_drops);
+			if (c->syslog_transport >= 0) {
+				struct syslog_cfg sy = {.transport = (enum syslog_transport)c->syslog_transport,
+							.address = c->syslog_address[0] ? c->syslog_address : NULL,
+							.hostname = d.hostname};
+				if ((rc = sink_add_syslog(d.alerts, &sy))) {
+					log_err("syslog %s: %s", c->syslog_address[0] ? c->syslog_address : "/dev/log", strerror(-rc));
+					goto out;
+				}
+			}
 		}
 		if (c->canaries) {
 			for (int i = 0; i < c->nwatch; i++) {
@@ -1024,6 +1054,14 @@ int daemon_run(const struct daemon_opts *o)
 		goto out;
 	}
 
+	if (o->control && c->metrics_listen[0]) {
+		if ((rc = metrics_registry_create(&d.metrics)) || (rc = ward_metrics_register(d.metrics)) ||
+		    (rc = metrics_server_start(d.metrics, c->metrics_listen, &d.metrics_srv))) {
+			log_err("metrics on %s: %s", c->metrics_listen, strerror(-rc));
+			goto out;
+		}
+		log_info("enabled: Prometheus metrics on http://%s/metrics", c->metrics_listen);
+	}
 	for (int i = 0; i < c->nwatch; i++)
 		log_info("watching %s", c->watch[i]);
 	log_info("ready (%s, pid %d)", o->what, getpid());
@@ -1074,6 +1112,20 @@ int daemon_run(const struct daemon_opts *o)
 						engine_expire(d.engine, t_ns);
 						flush_tracked(&d, t_ns);
 					}
+					if (d.metrics) {
+						uint64_t vb = 0, vv = 0;
+						for (int k = 0; k < d.nvfs; k++) {
+							struct vault_store_stats vs;
+							vault_store_stats(d.vfs[k].store, &vs);
+							vb += vs.bytes;
+							vv += vs.versions;
+						}
+						metric_set(&ward_metrics.vault_bytes, vb);
+						metric_set(&ward_metrics.vault_versions, vv);
+						if (d.ioc)
+							metric_set(&ward_metrics.indicators_loaded, (uint64_t)ioc_count(d.ioc, IOC_SHA256));
+						metric_set(&ward_metrics.rules_loaded, (uint64_t)c->nrules);
+					}
 				}
 				sd_notify(0, "WATCHDOG=1");
 			} else if (d.ctl && fd == control_fd(d.ctl)) {
@@ -1123,6 +1175,8 @@ out:
 	for (size_t i = 0; d.ring && i < CREATED_RING; i++)
 		free(d.ring[i].path);
 	free(d.ring);
+	metrics_server_stop(d.metrics_srv);
+	metrics_registry_destroy(d.metrics);
 	vault_guard_stop(d.vguard);
 	recover_close_all(d.vfs, d.nvfs);
 	for (int i = 0; i < d.nallow; i++)
@@ -1137,7 +1191,6 @@ out:
 	engine_destroy(d.engine);
 	incident_db_close(d.incidents);
 	sink_set_destroy(d.alerts);
-	jsonw_free(&d.aw);
 	if (d.events_file)
 		fclose(d.events_file);
 	jsonw_free(&d.w);

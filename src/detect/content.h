@@ -3,7 +3,6 @@
  * judgement "does this look like encryption output" that the detector scores. */
 #ifndef WARD_CONTENT_H
 #define WARD_CONTENT_H
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/event.h"
@@ -24,12 +23,6 @@ enum content_verdict content_verdict(const struct ward_content *c);
 const char *content_verdict_name(enum content_verdict v);
 
 /* The format a file name's extension promises (enum filetype_id), FILETYPE_UNKNOWN when the
- * extension says nothing reliable. Source code, logs and other plain-text files promise
- * FILETYPE_TEXT. */
+ * extension says nothing reliable. */
 int content_type_for_name(const char *path, size_t len);
-
-/* Whether content identified as `got` keeps the promise of a name that says `want`: the same
- * format or one of its family (any text for a text name, a zip for an office document,
- * qcow2/vmdk/raw data for a disk image). Both are enum filetype_id. */
-bool content_type_matches(int want, int got);
 #endif

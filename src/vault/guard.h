@@ -31,18 +31,11 @@ struct vault_guard_opts {
 	int64_t epoch_ms;              /* advance the epoch this often; 0: only on request */
 	enum vault_guard_policy policy;
 	bool no_name_history;          /* skip hard links at first untrusted open */
-	/* True when pid (a thread id) may write without saves. Called from the reader thread
-	 * and from worker threads, concurrently: must be quick (it delays every open) and must
-	 * not touch the protected filesystems. Trust is decided at open: writes through a
-	 * descriptor a trusted actor opened are free whoever makes them (fork, SCM_RIGHTS). */
+	/* True when pid (a thread id) may write without saves. Called from worker threads,
+	 * concurrently: must be quick and must not touch the protected filesystems. */
 	bool (*trusted)(void *ctx, pid_t pid);
 	void *trusted_ctx;
 	int64_t incident;              /* tag saves with this incident id; 0: none */
-	/* Added with the read fast path (see guard.c). Zero values keep the defaults. */
-	unsigned max_leases;           /* read leases held at once (one fd each); default 16384 */
-	int lease_signal;              /* signal for lease breaks; 0: SIGRTMIN+6; -1: no leases
-					* (then every read() of an unsaved file costs a round trip) */
-	bool no_bpf;                   /* learn intent from /proc only (tests, comparisons) */
 };
 
 struct vault_guard_stats {
@@ -54,26 +47,12 @@ struct vault_guard_stats {
 	uint64_t unknown_intent;       /* opens whose flags /proc could not tell: saved as O_TRUNC */
 	uint64_t epoch, epochs_advanced;
 	bool tid_reporting;            /* FAN_REPORT_TID accepted with FAN_CLASS_PRE_CONTENT */
-	/* Added with the read fast path. */
-	bool bpf_intent;               /* the eBPF syscall-intent map is loaded */
-	bool leases;                   /* read leases (and so free reads) are in use */
-	bool tamper_group;             /* the vault has its own permission group */
-	uint64_t fast;                 /* answered by the reader thread, no worker, no /proc */
-	uint64_t intent_bpf, intent_proc;   /* where the opener's syscall was learnt */
-	uint64_t reads_freed;          /* inodes whose PRE_ACCESS got an ignore mark (reads free) */
-	uint64_t leases_taken, leases_held, lease_breaks;
-	uint64_t links_deferred;       /* name links taken after the open was answered */
-	uint64_t links_copied;         /* ... whose file was unlinked first: copied from our fd */
-	uint64_t tamper_events;        /* events of the vault's own group */
 };
 
 struct vault_guard;
 
 /* Creates the group, marks each filesystem and starts the threads. Stop with
- * vault_guard_stop(), which answers whatever is pending. Unless lease_signal is -1, installs
- * a handler for that signal (one guard per process holds leases) and may raise the soft
- * RLIMIT_NOFILE to fit max_leases. Loads a small eBPF program on sys_enter/sys_exit unless
- * no_bpf (falls back to /proc/<tid>/syscall when it cannot). */
+ * vault_guard_stop(), which answers whatever is pending. */
 int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 		      const struct vault_guard_opts *opts, struct vault_guard **out);
 void vault_guard_stop(struct vault_guard *g);   /* accepts NULL */

@@ -489,13 +489,12 @@ out:
 	sqlite3_finalize(q);
 }
 
-/* lookup_orig: find orig_path in the index (the caller did not say). */
-static int insert_row(struct vault_store *s, struct vault_version *v, bool lookup_orig)
+static int insert_row(struct vault_store *s, struct vault_version *v)
 {
 	int rc = 0;
 	sqlite3_stmt *q = s->ins;
 	pthread_mutex_lock(&s->mu);
-	if (v->kind != VAULT_KIND_LINK && lookup_orig)
+	if (v->kind != VAULT_KIND_LINK)
 		find_orig_path(s, v);
 	sqlite3_reset(q);
 	sqlite3_clear_bindings(q);
@@ -561,17 +560,7 @@ static int fill_meta(const struct vault_save_req *r, struct vault_version *v, st
 	v->atime_ns = ts_ns(st->st_atim);
 	v->mtime_ns = ts_ns(st->st_mtim);
 	v->ctime_ns = ts_ns(st->st_ctim);
-	v->saved_ns = r->saved_ns ? r->saved_ns : vault_now_ns();
-	if (r->orig_path) {
-		/* The caller knows the first name: no index lookup. */
-		if (r->orig_path_len != n || memcmp(r->orig_path, v->path, n) != 0) {
-			if (r->orig_path_len >= sizeof(v->orig_path))
-				return -ENAMETOOLONG;
-			memcpy(v->orig_path, r->orig_path, r->orig_path_len);
-			v->orig_path[r->orig_path_len] = '\0';
-			v->orig_path_len = r->orig_path_len;
-		}
-	}
+	v->saved_ns = vault_now_ns();
 	v->pid = r->pid;
 	snprintf(v->exe, sizeof(v->exe), "%s", r->exe ? r->exe : "");
 	v->incident = r->incident;
@@ -681,7 +670,7 @@ static int save_content(struct vault_store *s, const struct vault_save_req *r, b
 		goto out;
 	}
 	renamed = true;
-	if ((rc = insert_row(s, &v, !r->orig_path)))
+	if ((rc = insert_row(s, &v)))
 		goto out;
 	/* Settle the reservation to what the version really holds. */
 	pthread_mutex_lock(&s->mu);
@@ -753,7 +742,7 @@ int vault_store_link(struct vault_store *s, const struct vault_save_req *r, int6
 		rc = -errno;
 		goto out;
 	}
-	if ((rc = insert_row(s, &v, false))) {
+	if ((rc = insert_row(s, &v))) {
 		unlinkat(s->dirfd, v.vname, 0);
 		goto out;
 	}

@@ -72,13 +72,6 @@ struct vault_save_req {
 	int64_t incident;                /* 0: none */
 	int64_t range_off, range_len;    /* for vault_store_save_range */
 	int64_t deadline_ns;             /* CLOCK_MONOTONIC; 0: none. Past it a copy stops with -ETIMEDOUT */
-	/* Added for the guard's deferred name links. */
-	int64_t saved_ns;                /* CLOCK_REALTIME the content was seen as saved; 0: now */
-	/* The inode's name when an untrusted actor first opened it in this epoch, when the caller
-	 * knows it (recorded as orig_path if it differs from path); NULL: looked up in the index
-	 * (the first link version of the inode in this epoch). */
-	const char *orig_path;
-	size_t orig_path_len;
 };
 
 struct vault_store_stats {

@@ -1,5 +1,5 @@
 /* vault_img.h: what the vault tests share: loop-mounted scratch filesystems under
- * /tmp/vlt2/, file hashing, and real child processes (the test binary re-executed with an
+ * /tmp/vlt/, file hashing, and real child processes (the test binary re-executed with an
  * operation, or /bin/sh) to play the untrusted writer. Header-only (static functions):
  * each test program includes it once. */
 #ifndef WARD_VAULT_IMG_H
@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define VIMG_ROOT "/tmp/vlt2"
+#define VIMG_ROOT "/tmp/vlt"
 
 struct vimg {
 	char img[256], mnt[256];

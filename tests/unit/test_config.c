@@ -26,7 +26,16 @@ static const struct {
 	{"[ward]\nstate_dir = var/lib\n", "t.conf:2: state_dir must be an absolute path"},
 	{"[ward]\nwatch =\n", "t.conf:2: watch \"\": empty path"},
 	{"[ward]\nlog_level = chatty\n", "t.conf:2: log_level must be"},
-	{"[output]\nsyslog = yes\n", "t.conf:2: unknown key \"syslog\" in [output]"},
+	{"[output]\nsyslog = yes\n", "t.conf:2: syslog must be local, unix:/PATH, udp:HOST:PORT or tcp:HOST:PORT"},
+	{"[output]\nsyslog = tcp:siem.example:6514\nmetrics = 127.0.0.1:9477\nalerts_format = ocsf\n", NULL},
+	{"[output]\nmetrics = 9477\n", "t.conf:2: metrics must be ADDRESS:PORT"},
+	{"[output]\nshout = yes\n", "t.conf:2: unknown key \"shout\" in [output]"},
+	{"[vault]\nmax_size = 20G\nmax_age = 7d\non_failure = deny\n", NULL},
+	{"[vault]\non_failure = maybe\n", "t.conf:2: on_failure must be allow"},
+	{"[prevent]\nrules = relative.yar\n", "t.conf:2: rules must be an absolute path"},
+	{"[detect]\nthreshold = 5\n", "t.conf:2: threshold must be a number from 10 to 100000"},
+	{"[response]\naction = stop\n[canary]\nname = decoy.docx\ndepth = 1\n", NULL},
+	{"[canary]\nname = a/b\n", "t.conf:2: name must be a plain file name"},
 };
 
 int main(void)
