@@ -17,22 +17,26 @@
 #   MemoryDenyWriteExecute=: prctl(PR_SET_MDWE) (the kernel's own W^X lock, Linux 6.3);
 #   SystemCallFilter=, RestrictAddressFamilies=, SystemCallArchitectures=: a seccomp
 #       filter built with python3-seccomp from `systemd-analyze syscall-filter`;
-#   LimitNOFILE=, LimitMEMLOCK=, OOMScoreAdjust=: setrlimit and oom_score_adj;
+#   LimitNOFILE=, LimitMEMLOCK=, OOMScoreAdjust=: setrlimit and oom_score_adj (a machine
+#       whose root lacks CAP_SYS_RESOURCE keeps its hard limits: said in the output);
 #   Type=notify, NotifyAccess=main, WatchdogSec=: a NOTIFY_SOCKET the test listens on
 #       (READY=1 from the main pid, WATCHDOG=1 often enough, STOPPING=1 at SIGTERM);
 #   StandardError=journal: JOURNAL_STREAM is set, so ward prefixes lines with <N>.
 # Not reproduced (said in the output): the device cgroup of PrivateDevices=, LockPersonality=,
 # RestrictRealtime=, Restart= and the watchdog's kill.
 #
-# The demo share is a loop-mounted ext4 owned by "nobody"; ransim attacks it as "nobody",
-# so stopping it needs CAP_KILL, naming it CAP_SYS_PTRACE, canaries in it CAP_DAC_OVERRIDE
-# and `ward restore` CAP_CHOWN/CAP_FOWNER. Then SIGHUP, SIGTERM and dpkg --purge.
+# The demo share is a loop-mounted ext4 owned by "nobody", made writable with a drop-in as
+# the guide says; ransim attacks it as "nobody", so stopping it needs CAP_KILL, naming it
+# CAP_SYS_PTRACE, canaries in it CAP_DAC_OVERRIDE and `ward restore` CAP_CHOWN/CAP_FOWNER.
+# Alerts also go to syslog over UDP and metrics are served (RestrictAddressFamilies=).
+# Then SIGHUP, SIGTERM, dpkg -r (configuration kept) and dpkg --purge (everything gone).
 # The system is left as it was found: a ward package already installed or a ward already
 # answering on /run/ward makes the test skip; /etc/ward, /var/lib/ward and /var/log/ward
 # that exist without a package are moved aside and put back.
 #
 # Also checks the snippets of docs/guide.md (JSON, YAML, XML parse; ward.conf snippets with
-# ward check-config; rsyslog snippets with rsyslogd -N1 when rsyslog is installed).
+# ward check-config; rsyslog snippets with rsyslogd -N1 and by running them: an alert line
+# appended to a scratch alerts file must reach a TCP receiver of the test's as syslog).
 # Closing line: "blackbox-package: N passed, N failed".
 set -u
 name=blackbox-package
@@ -50,7 +54,7 @@ check() { # check WHAT COMMAND...: passes when COMMAND succeeds
 py=/usr/bin/python3
 [ -x $py ] || py=python3
 
-tmp='' mnt='' ward_pid='' listener_pid='' rsyslog_pid='' installed=0 dropin='' dropin_dir_made=0 run_made=0
+tmp='' mnt='' ward_pid='' listener_pid='' rsyslog_pid='' udp_pid='' installed=0 dropin='' dropin_dir_made=0 run_made=0
 declare -a moved=()
 
 cleanup() {
@@ -62,6 +66,7 @@ cleanup() {
 	fi
 	[ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
 	[ -n "$rsyslog_pid" ] && kill "$rsyslog_pid" 2>/dev/null
+	[ -n "$udp_pid" ] && kill "$udp_pid" 2>/dev/null
 	if [ "$installed" = 1 ] && dpkg-query -W -f='${Status}' ward 2>/dev/null | grep -qE "installed|config-files"; then
 		dpkg --purge ward >/dev/null 2>&1
 	fi
@@ -283,8 +288,19 @@ done
 chown -R nobody:nogroup "$share"
 chmod 0700 "$share"
 (cd "$share" && md5sum -- * >"$tmp/before.md5")
-# what the guide tells the administrator to do
-printf '[ward]\nwatch = %s\n' "$share" >/etc/ward/ward.conf
+# what the guide tells the administrator to do, with alerts to syslog over UDP and the
+# metrics endpoint: the unit's RestrictAddressFamilies= must let both through
+freeport() { $py -c 'import socket, sys; s = socket.socket(type=int(sys.argv[1])); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"; }
+syslog_port=$(freeport 2) metrics_port=$(freeport 1)
+printf '[ward]\nwatch = %s\n[output]\nsyslog = udp:127.0.0.1:%s\nmetrics = 127.0.0.1:%s\n' \
+	"$share" "$syslog_port" "$metrics_port" >/etc/ward/ward.conf
+$py -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(sys.argv[1])))
+out = open(sys.argv[2], "ab", buffering=0)
+while True:
+    out.write(s.recv(70000) + b"\n")' "$syslog_port" "$tmp/syslog.got" &
+udp_pid=$!
 check "ward check-config accepts the share" /usr/sbin/ward check-config --config /etc/ward/ward.conf
 [ -d /etc/systemd/system/ward.service.d ] || { mkdir -p /etc/systemd/system/ward.service.d && dropin_dir_made=1; }
 dropin=/etc/systemd/system/ward.service.d/zz-pkgtest.conf
@@ -588,6 +604,13 @@ import json, sys
 h = json.loads(sys.argv[1])["process"].get("hash", {}).get("sha256", "")
 assert len(h) == 64, h' "$inc"
 check "the alert is in /var/lib/ward/alerts.json" grep -q "$id" /var/lib/ward/alerts.json
+sleep 0.5
+check "the alert reached the syslog receiver over UDP (RFC 5424, facility auth, crit)" \
+	grep -q "^<34>1 .* ward [0-9]* ALERT \[ward@32473 incident=\"$id\"" "$tmp/syslog.got"
+$py -c 'import urllib.request, sys; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+	"http://127.0.0.1:$metrics_port/metrics" >"$tmp/metrics.txt" 2>&1
+check "the metrics endpoint answers and counts the incident (ward_incidents_total 1)" \
+	grep -qx "ward_incidents_total 1" "$tmp/metrics.txt"
 check "canaries were placed in the nobody-owned share (CAP_DAC_OVERRIDE)" \
 	bash -c '[ "$(find "$1" -maxdepth 1 -type f -user root | wc -l)" -gt 0 ]' _ "$share"
 out=$(/usr/sbin/ward restore "$id" 2>&1)
