@@ -1,4 +1,6 @@
-"""bench/sensor: the cost of ward's sensor, measured in one run against no listener and
+"""bench/sensor: the cost of ward's sensor (`ward run --sensor-only`: the fanotify group, the
+eBPF process monitor, path resolution and attribution; no detection, vault or exec guard,
+whose costs their own benchmarks measure), measured in one run against no listener and
 against a minimal fanotify listener with the same flags and marks (the kernel's floor).
 Prints: workload times (median of REPS) and ratios, the sustained event rate, lost events,
 idle and peak RSS, and the attribution failure rate for short-lived processes.
@@ -47,7 +49,7 @@ class Listener:
         if kind == "none":
             return
         self.err = f"{tmp}/{kind}.err"
-        cmd = [MINL, W] if kind == "minimal" else [WARD, "run", "--watch", W, "--state", STATE]
+        cmd = [MINL, W] if kind == "minimal" else [WARD, "run", "--watch", W, "--state", STATE, "--sensor-only"]
         self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(self.err, "w"), text=True)
         wait_ready(self.p, self.err, kind)
 
