@@ -50,7 +50,10 @@ class Listener:
             return
         self.err = f"{tmp}/{kind}.err"
         cmd = [MINL, W] if kind == "minimal" else [WARD, "run", "--watch", W, "--state", STATE, "--sensor-only"]
-        self.p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(self.err, "w"), text=True)
+        # the listener on CPU 1, the workload on CPU 0: both listeners get the same core,
+        # and the workload's own core is not shared (on 2 vCPUs this removes most noise)
+        self.p = subprocess.Popen(["taskset", "-c", "1"] + cmd, stdout=subprocess.PIPE,
+                                  stderr=open(self.err, "w"), text=True)
         wait_ready(self.p, self.err, kind)
 
     def status(self):
@@ -84,7 +87,7 @@ def workload(kind, d):
         cmd = [FSLOAD, "create", d, str(CREATE_N), str(CREATE_SIZE)]
     else:
         cmd = [FSLOAD, "overwrite", d, str(OVER_N), str(OVER_SIZE), str(OVER_CHUNKS)]
-    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return float(subprocess.run(["taskset", "-c", "0"] + cmd, check=True, capture_output=True, text=True).stdout)
 
 
 times = {(w, l): [] for w in ("create", "overwrite") for l in ("none", "minimal", "ward")}
@@ -116,6 +119,9 @@ for w, label in (("create", f"create {CREATE_N} x {CREATE_SIZE // 1024} KiB"),
                  ("overwrite", f"overwrite {OVER_N} x 1 MiB ({OVER_CHUNKS} pwrites)")):
     n, m, x = (statistics.median(times[(w, l)]) for l in ("none", "minimal", "ward"))
     print(f"{label:<34}{n:>9.3f}{m:>11.3f}{x:>9.3f}{x / n:>10.2f}x{x / m:>13.2f}x{m / n:>13.2f}x")
+    per = [a / b for a, b in zip(times[(w, "ward")], times[(w, "minimal")])]
+    print(f"{'':<34}per-rep ward/minimal: " + " ".join(f"{r:.2f}" for r in per)
+          + f"  (median {statistics.median(per):.2f}x)")
 
 # sustained rate: ward stopped while events queue up, then timed while it drains them
 d = fresh()

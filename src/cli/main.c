@@ -168,6 +168,7 @@ static int parse(struct cli *cl, int argc, char **argv)
 		case OPT_SENSOR_ONLY:
 			cl->cfg.detect = false;
 			cl->cfg.prevent = false;
+			cl->cfg.vault = false;
 			break;
 		case OPT_DETECT:
 			cl->detect = true;
