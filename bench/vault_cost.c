@@ -1,12 +1,20 @@
 /* vault_cost.c: what the copy-before-write guard costs a file server. On a loop-mounted
  * image (ext4 by default, or argv[1]: xfs/btrfs), two ordinary untrusted worker processes
  * run a mix over many small files (80% whole-file reads, 20% rewrites with O_TRUNC) and
- * overwrite 1 MiB pieces of a few large files (above the range threshold), first with no
- * guard, then with the guard protecting the filesystem (vault on the same image), then
- * with the guard without name-level links. Alternated, median of 3, same run. Prints
- * times, ratios to the unguarded run, and the guard's breakdown. Run as root. */
+ * overwrite 1 MiB pieces of a few large files (above the range threshold). Each round runs,
+ * in turn: no guard; the kernel's floor (a FAN_OPEN_PERM group of the same class that
+ * allows every open at once: what any guard that must see every open pays); the guard
+ * protecting the filesystem (vault on the same image); the guard without name-level links;
+ * and with --ablate the guard without its eBPF intent map (/proc/<tid>/syscall) and without
+ * read leases (every read() a round trip). Median of VAULT_COST_ROUNDS (default 3) rounds,
+ * same run. Prints times, ratios to the unguarded run, and the guard's breakdown. Root. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/fanotify.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +29,7 @@
 #define NSMALL 3000
 #define NLARGE 4
 #define LARGE_MB 80
-#define ROUNDS 3
+#define MAX_ROUNDS 15
 #define OPS_PER_WORKER 6000
 #define LARGE_WRITES 24
 
@@ -111,12 +119,69 @@ static int cmp_d(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(double), cmp_d);
+	return v[n / 2];
+}
+
 struct breakdown {
 	struct vault_guard_stats g;
 	struct vault_store_stats s;
 };
 
-static double guarded(bool names, struct breakdown *bd)
+/* ---- the floor: every open answered at once, nothing else ---- */
+
+static int floor_fan;
+static atomic_bool floor_stop;
+static atomic_ulong floor_events;
+
+static void *floor_reader(void *arg)
+{
+	char buf[16384] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	struct pollfd pf = {.fd = floor_fan, .events = POLLIN};
+	while (!atomic_load(&floor_stop)) {
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		ssize_t n = read(floor_fan, buf, sizeof(buf));
+		const struct fanotify_event_metadata *m = (const void *)buf;
+		for (; n > 0 && FAN_EVENT_OK(m, n); m = FAN_EVENT_NEXT(m, n)) {
+			struct fanotify_response r = {.fd = m->fd, .response = FAN_ALLOW};
+			if (write(floor_fan, &r, sizeof(r)) < 0)
+				perror("vault_cost: floor answer");
+			close(m->fd);
+			atomic_fetch_add(&floor_events, 1);
+		}
+	}
+	return NULL;
+}
+
+static double floor_run(void)
+{
+	pthread_t t;
+	double d = -1;
+	floor_fan = fanotify_init(FAN_CLASS_PRE_CONTENT | FAN_REPORT_TID | FAN_CLOEXEC |
+					  FAN_UNLIMITED_QUEUE,
+				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+	if (floor_fan < 0)
+		return -1;
+	atomic_store(&floor_stop, false);
+	atomic_store(&floor_events, 0);
+	pthread_create(&t, NULL, floor_reader, NULL);
+	if (fanotify_mark(floor_fan, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_OPEN_PERM, AT_FDCWD, mnt) == 0)
+		d = run_workload();
+	atomic_store(&floor_stop, true);
+	pthread_join(t, NULL);
+	close(floor_fan);
+	return d;
+}
+
+enum variant { V_FULL, V_NOLINKS, V_NOBPF, V_NOLEASES, V__N };
+static const char *const vname[V__N] = {
+	"guard (protect, name links)  ", "guard (protect, no links)    ",
+	"guard, intent from /proc     ", "guard, no leases (reads paid)"};
+
+static double guarded(enum variant v, struct breakdown *bd)
 {
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", vdir);   /* a fresh vault per run */
@@ -127,7 +192,8 @@ static double guarded(bool names, struct breakdown *bd)
 	if (vault_store_open(vdir, NULL, &s))
 		return -1;
 	struct vault_guard_fs fs = {.mount = mnt, .store = s};
-	struct vault_guard_opts o = {.workers = 2, .no_name_history = !names};
+	struct vault_guard_opts o = {.workers = 2, .no_name_history = v == V_NOLINKS,
+				     .no_bpf = v == V_NOBPF, .lease_signal = v == V_NOLEASES ? -1 : 0};
 	if (vault_guard_start(&fs, 1, &o, &g) == 0) {
 		t = run_workload();
 		vault_guard_stats(g, &bd->g);
@@ -140,19 +206,23 @@ static double guarded(bool names, struct breakdown *bd)
 
 int main(int argc, char **argv)
 {
-	const char *fstype = argc > 1 ? argv[1] : "ext4";
+	const char *fstype = argc > 1 && argv[1][0] != '-' ? argv[1] : "ext4";
+	bool ablate = argc > 1 && strcmp(argv[argc - 1], "--ablate") == 0;
+	int rounds = getenv("VAULT_COST_ROUNDS") ? atoi(getenv("VAULT_COST_ROUNDS")) : 3;
+	if (rounds < 1 || rounds > MAX_ROUNDS)
+		rounds = 3;
 	char cmd[4096];
 	if (strcmp(fstype, "ext4") && strcmp(fstype, "xfs") && strcmp(fstype, "btrfs")) {
-		fprintf(stderr, "usage: vault_cost [ext4|xfs|btrfs]\n");
+		fprintf(stderr, "usage: vault_cost [ext4|xfs|btrfs] [--ablate]\n");
 		return 2;
 	}
 	if (geteuid() != 0) {
 		fprintf(stderr, "vault_cost: needs root\n");
 		return 77;
 	}
-	mkdir("/tmp/vlt", 0700);
-	snprintf(img, sizeof(img), "/tmp/vlt/bench-%s.img", fstype);
-	snprintf(mnt, sizeof(mnt), "/tmp/vlt/bench-%s", fstype);
+	mkdir("/tmp/vlt2", 0700);
+	snprintf(img, sizeof(img), "/tmp/vlt2/bench-%s.img", fstype);
+	snprintf(mnt, sizeof(mnt), "/tmp/vlt2/bench-%s", fstype);
 	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, mnt);
 	snprintf(cmd, sizeof(cmd),
 		 "umount '%s' 2>/dev/null; rm -f '%s'; mkdir -p '%s' && truncate -s 2G '%s' &&"
@@ -182,36 +252,52 @@ int main(int argc, char **argv)
 	}
 	sync();
 
-	double base[ROUNDS], prot[ROUNDS], nolink[ROUNDS];
-	struct breakdown bd = {0}, bd2 = {0};
-	for (int r = 0; r < ROUNDS; r++) {
+	double base[MAX_ROUNDS], flo[MAX_ROUNDS], t[V__N][MAX_ROUNDS];
+	struct breakdown bd[V__N];
+	memset(bd, 0, sizeof(bd));
+	int nv = ablate ? V__N : V_NOBPF;
+	for (int r = 0; r < rounds; r++) {
 		base[r] = run_workload();
-		prot[r] = guarded(true, &bd);
-		nolink[r] = guarded(false, &bd2);
+		flo[r] = floor_run();
+		for (int v = 0; v < nv; v++)
+			t[v][r] = guarded((enum variant)v, &bd[v]);
 	}
-	qsort(base, ROUNDS, sizeof(double), cmp_d);
-	qsort(prot, ROUNDS, sizeof(double), cmp_d);
-	qsort(nolink, ROUNDS, sizeof(double), cmp_d);
-	double b = base[ROUNDS / 2];
+	double b = median(base, rounds), fl = median(flo, rounds);
 	printf("vault_cost (%s): 2 untrusted processes x %d ops on %d small files (80%% read, 20%%"
 	       " O_TRUNC rewrite) + %d x 1 MiB pwrites into %d x %d MiB files; median of %d\n",
-	       fstype, OPS_PER_WORKER, NSMALL, 2 * LARGE_WRITES, NLARGE, LARGE_MB, ROUNDS);
-	printf("  no guard                      %7.3f s  1.00x\n", b);
-	printf("  guard (protect, name links)   %7.3f s  %.2fx\n", prot[ROUNDS / 2], prot[ROUNDS / 2] / b);
-	printf("  guard (protect, no links)     %7.3f s  %.2fx\n", nolink[ROUNDS / 2],
-	       nolink[ROUNDS / 2] / b);
-	const struct vault_guard_stats *g = &bd.g;
-	printf("  breakdown (last protect run): %llu events = %llu open + %llu pre-access;"
-	       " %llu ward's own; %llu reads allowed at once; %llu full saves, %llu range saves,"
-	       " %llu name links, %llu already saved; %llu opens of unknown intent; fail-open %llu\n",
-	       (unsigned long long)g->events, (unsigned long long)g->open_perm,
-	       (unsigned long long)g->pre_access, (unsigned long long)g->self,
-	       (unsigned long long)g->read_only, (unsigned long long)g->saved_full,
-	       (unsigned long long)g->saved_range, (unsigned long long)g->linked,
-	       (unsigned long long)g->already_saved, (unsigned long long)g->unknown_intent,
-	       (unsigned long long)g->fail_open);
-	printf("  vault: %llu versions, %.1f MiB counted\n", (unsigned long long)bd.s.versions,
-	       (double)bd.s.bytes / (1 << 20));
+	       fstype, OPS_PER_WORKER, NSMALL, 2 * LARGE_WRITES, NLARGE, LARGE_MB, rounds);
+	printf("  no guard                       %7.3f s  1.00x\n", b);
+	printf("  floor: FAN_OPEN_PERM, allowed  %7.3f s  %.2fx  (%lu opens, each a round trip)\n",
+	       fl, fl / b, (unsigned long)atomic_load(&floor_events));
+	for (int v = 0; v < nv; v++) {
+		double m = median(t[v], rounds);
+		printf("  %s  %7.3f s  %.2fx  (%.2fx the floor)\n", vname[v], m, m / b, m / fl);
+	}
+	for (int v = 0; v < nv; v++) {
+		const struct vault_guard_stats *g = &bd[v].g;
+		printf("  breakdown, %s (last round):\n", vname[v]);
+		printf("    %llu events = %llu open + %llu pre-access; %llu ward's own; %llu answered by"
+		       " the reader (no worker); intent: %llu eBPF, %llu /proc, %llu unknown\n",
+		       (unsigned long long)g->events, (unsigned long long)g->open_perm,
+		       (unsigned long long)g->pre_access, (unsigned long long)g->self,
+		       (unsigned long long)g->fast, (unsigned long long)g->intent_bpf,
+		       (unsigned long long)g->intent_proc, (unsigned long long)g->unknown_intent);
+		printf("    %llu reads allowed at once; %llu inodes with free reads (%llu leases taken,"
+		       " %llu held at the end, %llu broken)\n",
+		       (unsigned long long)g->read_only, (unsigned long long)g->reads_freed,
+		       (unsigned long long)g->leases_taken, (unsigned long long)g->leases_held,
+		       (unsigned long long)g->lease_breaks);
+		printf("    %llu full saves, %llu range saves, %llu already saved; %llu name links"
+		       " (%llu deferred, %llu copied as unlinked); %llu vault-group events;"
+		       " fail-open %llu, timeouts %llu\n",
+		       (unsigned long long)g->saved_full, (unsigned long long)g->saved_range,
+		       (unsigned long long)g->already_saved, (unsigned long long)g->linked,
+		       (unsigned long long)g->links_deferred, (unsigned long long)g->links_copied,
+		       (unsigned long long)g->tamper_events, (unsigned long long)g->fail_open,
+		       (unsigned long long)g->timeouts);
+		printf("    vault: %llu versions, %.1f MiB counted\n",
+		       (unsigned long long)bd[v].s.versions, (double)bd[v].s.bytes / (1 << 20));
+	}
 	snprintf(cmd, sizeof(cmd), "umount '%s'; rm -f '%s'; rmdir '%s'", mnt, img, mnt);
 	sh(cmd);
 	return 0;

@@ -1,66 +1,173 @@
 /* engine.c: scoring.
  *
- * Indicators and their points (threshold 100 by default: any two strong signals):
- *   content.encrypted_in_place   40  a file that existed was rewritten with ciphertext
- *   content.encrypted_new        30  a new file full of ciphertext
- *   content.partial              40  head or stripes encrypted, rest plain (intermittent
- *                                    and partial encryption: LockFile, Babuk, ESXiArgs, PLAY)
- *   content.encoded              35  base64/hex ciphertext where data was
- *   content.locked_archive       30  an archive declaring its own password encryption
- *   format.broken                25  the extension promises a format the bytes no longer have
- *   rename.unknown_extension     15  renamed to an extension no known format uses
- *   rename.after_encryption      20  a file this actor just filled with ciphertext renamed
- *   delete.original              25  an original deleted after an encrypted copy of it was
- *                                    written (same directory, copy's name starts with it)
- *   note.repeated                40  the same new file name in 3 directories (+10 each
- *                                    further directory, at most 3 times)
+ * Indicators and their points (threshold 100 by default: two files destroyed, or one with
+ * every sign of it):
+ *   content.encrypted_in_place   40  a file that existed was rewritten with ciphertext, or a
+ *                                    new file of ciphertext was renamed onto a name whose
+ *                                    format it does not have (write a temp, mv over)
+ *   content.partial              40  an existing file's head or stripes encrypted, the rest
+ *                                    plain (intermittent and partial encryption: LockFile,
+ *                                    Babuk, ESXiArgs, PLAY); also the head of a large file
+ *                                    (> 64 KiB) found encrypted while it is still being
+ *                                    written (looked at on its second MODIFY event)
+ *   content.encoded              40  an existing file rewritten as base64/hex ciphertext
+ *   content.locked_archive       30  an existing file rewritten as an archive that declares
+ *                                    its own password encryption (10 for a new one, counted
+ *                                    with encrypted_new)
+ *   content.encrypted_new        10  a new file of ciphertext; at most 3 new ciphertext
+ *                                    files count per session in 10 minutes: copying
+ *                                    encrypted backups around is ordinary work
+ *   format.broken                25  ciphertext in a file whose name (or the name it had
+ *                                    before a rename to an unknown extension) promises a
+ *                                    format the bytes no longer have
+ *   rename.unknown_extension     15  a file of ciphertext renamed to an extension that no
+ *                                    known format uses and its old name did not have (also
+ *                                    when the rename came first and the ciphertext after)
+ *   rename.after_encryption      20  a file of ciphertext renamed to a name that is not part
+ *                                    of its old name (an atomic save renames a temp file
+ *                                    onto the name it was derived from: not counted)
+ *   delete.original              45  a file deleted after a ciphertext copy of it was
+ *                                    written next to it (same directory and user, the
+ *                                    copy's name starts with the deleted name or its stem,
+ *                                    within 60 s)
+ *   rate.files                   20  each further file destroyed (the four content
+ *                                    indicators above on an existing file, or
+ *                                    delete.original) by the same session within 60 s
+ *   note.repeated                40  a new text file of the same name and size written into
+ *                                    3 directories that existed before, within 10 minutes
+ *                                    (+30 for each further one, at most 3 times);
+ *                                    directories made in the last 10 minutes do not count,
+ *                                    so copying a tree (cp -r, rsync, tar x, git checkout)
+ *                                    adds nothing
  *   canary                     1000  a decoy file written, renamed or deleted
- * Every indicator counts once per file and actor. No indicator looks at particular names,
- * extensions or note texts: only at whether a format parses, whether an extension is one of
- * the real formats', and at repetition.
+ * Every indicator counts once per file (rate.files and note.repeated once per file and
+ * directory). No indicator looks at particular names, extensions or note texts: only at
+ * whether a format parses, whether an extension is one of the real formats', whether one
+ * name is part of another, and at repetition. A destroyed file (the four content indicators
+ * on an existing file, delete.original) and the first repeated note are strong: on_suspect
+ * is called for the process, so that a daemon may pause it while its queued events are
+ * judged.
+ *
+ * Memory. What the engine knows of a file (created when, ciphertext or not, what its name
+ * promised) is kept per path, for every process: in a shell loop `openssl enc` writes the
+ * copy and `rm` deletes the original, and the indicator lands on the tree both belong to.
  *
  * Actors. Points go to the process and to each ancestor up to, not including, a process
  * whose parent is init (a service such as smbd or sshd: each of its children is a session,
- * and sessions are never merged) — so a shell loop around `openssl enc` adds up to the
- * shell. Points also go to the executable (a binary started anew for each file by cron or
- * xargs). The actor stopped is the lowest node that reaches the threshold. Scores decay
- * with a half-life (a slow attack still adds up; a single odd write fades). */
+ * and sessions are never merged; but an orphan still in a login session's cgroup scope,
+ * such as a `nohup` script, is an ancestor like any other) — so a shell loop around
+ * `openssl enc` adds up to the shell. The highest of those ancestors is the session: it keeps what is counted across
+ * processes (notes, the rate, the cap on new ciphertext files). Points also go to the
+ * executable (a binary started anew for each file by cron or xargs), except for a service's
+ * own workers (smbd children). The actor stopped is the lowest node that reaches the
+ * threshold, or the highest of its ancestors running the same executable (a program that
+ * forks a worker per file is one actor). When the actor is a single process, its parent
+ * keeps its score: a shell that starts one encryptor per file is stopped by the next one's
+ * first indicator. Scores decay with a half-life, starting a minute after the last scored
+ * event (a burst adds up in full, a slow attack still adds up, a single odd write fades). */
 #include "detect/engine.h"
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "detect/content.h"
 #include "detect/filetype.h"
 
+#define SEC 1000000000ull
+#define WINDOW_NS (60 * SEC)        /* "recent": creation, copies, the destruction rate */
+#define DIR_FRESH_NS (600 * SEC)    /* a directory made this recently holds no notes */
+#define NEW_WINDOW_NS (600 * SEC)
+#define NEW_CAP 3                   /* new ciphertext files that count per session */
+#define EXE_QUIET_NS (10 * SEC)     /* an executable-level actor ignores events after firing */
+#define DECAY_HOLD_NS (60 * SEC)
 #define NOTE_NAMES 16
-#define RECENT 32
+#define NOTE_DIRS 8
+#define NOTE_BONUS_MAX 3
+#define COPIES 64
 
-struct note {
-	char name[128];
-	uint32_t dirs;
-	uint64_t dir_hash[8];
-	uint8_t bonus;
+#define FMEM_SETS 1024u
+#define FMEM_WAYS 4u
+#define DMEM_SETS 1024u
+#define DMEM_WAYS 4u
+
+enum ind {
+	IND_ENC_INPLACE, IND_PARTIAL, IND_ENCODED, IND_LOCKED, IND_ENC_NEW, IND_FORMAT,
+	IND_RENAME_EXT, IND_RENAME_AFTER, IND_DELETE_ORIG, IND_RATE, IND_NOTE, IND_CANARY,
+	IND__COUNT
+};
+static const struct {
+	const char *name;
+	uint16_t points;
+} ind_tab[IND__COUNT] = {
+	[IND_ENC_INPLACE] = {"content.encrypted_in_place", 40},
+	[IND_PARTIAL] = {"content.partial", 40},
+	[IND_ENCODED] = {"content.encoded", 40},
+	[IND_LOCKED] = {"content.locked_archive", 30},
+	[IND_ENC_NEW] = {"content.encrypted_new", 10},
+	[IND_FORMAT] = {"format.broken", 25},
+	[IND_RENAME_EXT] = {"rename.unknown_extension", 15},
+	[IND_RENAME_AFTER] = {"rename.after_encryption", 20},
+	[IND_DELETE_ORIG] = {"delete.original", 45},
+	[IND_RATE] = {"rate.files", 20},
+	[IND_NOTE] = {"note.repeated", 40},
+	[IND_CANARY] = {"canary", 1000},
+};
+#define NOTE_MORE_POINTS 30
+#define LOCKED_NEW_POINTS 10
+
+/* What the engine remembers of a file it saw created, written or renamed. */
+struct fmem {
+	uint64_t path_hash;      /* 0: free slot */
+	uint64_t t_ns;           /* last event on it */
+	uint64_t created_ns;     /* when a CREATE was seen; 0: the file existed before */
+	uint32_t fired;          /* bit per indicator already counted for this file */
+	uint8_t want;            /* enum filetype_id its (original) name promised */
+	uint8_t got;             /* enum filetype_id of its content at the last close */
+	bool suspect;            /* its content looked encrypted at the last close */
+	bool renamed_ext;        /* renamed to an unknown extension, content not judged since */
+	bool head_checked;       /* its head was judged while being written (since the last close) */
+	uint8_t modifies;        /* MODIFY events since the last close */
+};
+#define CONTENT_BITS ((1u << IND_ENC_INPLACE) | (1u << IND_PARTIAL) | (1u << IND_ENCODED) | (1u << IND_LOCKED))
+
+/* A directory seen made (mkdir) recently. */
+struct dmem {
+	uint64_t hash;
+	uint64_t t_ns;
 };
 
-struct recent {
-	uint64_t path_hash;      /* a file this actor wrote or renamed */
+/* A new file of ciphertext: the copy whose original may be deleted next. */
+struct copy {
 	uint64_t dir_hash;
-	char name[128];          /* its name, for delete.original */
-	bool suspect;            /* its content looked encrypted */
-	bool created;            /* this actor created it */
-	uint32_t fired;          /* bit per indicator already counted for this file */
+	uint64_t t_ns;           /* 0: free or used up */
+	uint32_t uid;
+	uint16_t nl;
+	char name[256];
+};
+
+/* A new file name seen in several existing directories. */
+struct note {
+	uint64_t name_hash;      /* 0: free */
+	uint64_t first_ns;       /* the first directory: repetition counts within NEW_WINDOW_NS */
+	int64_t size;
+	uint32_t ndirs;
+	uint8_t bonus;
+	uint64_t dirs[NOTE_DIRS];
 };
 
 struct actor {
 	struct actor *next;
+	uint64_t key;
 	bool is_exe;             /* an executable-level actor (key = exe path hash) */
+	bool detected;           /* fired: its still-queued events change nothing */
+	bool suspected;          /* on_suspect was called for this process */
 	pid_t pid;
 	uint64_t start_ns;
-	uint64_t key;
 	pid_t ppid;
 	uint32_t uid;
 	char exe[WARD_EXE_MAX];
@@ -69,28 +176,41 @@ struct actor {
 	double score;
 	uint64_t last_ns, first_ns;   /* last_ns: last scored event (decay) */
 	uint64_t seen_ns;             /* last event of any kind */
-	bool detected;
+	uint64_t quiet_until;         /* executable actors: ignore events until then */
 	int nev;
-	struct evidence ev[ENGINE_MAX_EVIDENCE];
-	int nfiles;
+	int nfiles, files_cap;
 	uint32_t nfiles_total;
-	char (*files)[WARD_PATH_MAX];
-	uint64_t file_hash[ENGINE_MAX_FILES];
-	struct recent recent[RECENT];
-	int nrecent;
-	struct note notes[NOTE_NAMES];
+	char **files;
+	uint64_t *file_hash;
 	pid_t contrib[64];
 	int ncontrib;
+	/* session state, used on the highest node of a chain */
+	struct note *notes;           /* NOTE_NAMES, allocated on the first new file */
+	uint64_t last_destroy_ns;
+	uint64_t new_since_ns;
+	uint32_t nnew;
+	struct evidence ev[ENGINE_MAX_EVIDENCE];  /* last: a recycled actor clears what is before */
 };
+
+/* Actors are recycled through a free list made at engine_create: on some VMs a page fault
+ * costs 50-100 us, and the actors an attack creates must not pay for fresh memory. */
+#define ACTOR_POOL 64
+#define ACTOR_FREE_MAX 256
 
 struct engine {
 	struct engine_cfg cfg;
 	struct actor *tab[1024];
 	size_t nactors;
+	struct actor *free_actors;
+	size_t nfree;
 	uint64_t *canary;        /* sorted hashes of canary paths */
 	size_t ncanary, canary_cap;
 	char **allow;
 	int nallow, allow_cap;
+	struct fmem *fmem;       /* FMEM_SETS * FMEM_WAYS */
+	struct dmem *dmem;       /* DMEM_SETS * DMEM_WAYS */
+	struct copy copies[COPIES];
+	unsigned copy_next;
 	struct engine_stats st;
 };
 
@@ -115,6 +235,27 @@ int engine_create(struct engine **out, const struct engine_cfg *cfg)
 		e->cfg.threshold = 100;
 	if (e->cfg.half_life_s <= 0)
 		e->cfg.half_life_s = 600;
+	/* Touched now, not on the first events of an attack: a page fault costs tens of
+	 * microseconds on some VMs, and the first events are the ones that must be fast. */
+	e->fmem = malloc(sizeof(*e->fmem) * FMEM_SETS * FMEM_WAYS);
+	e->dmem = malloc(sizeof(*e->dmem) * DMEM_SETS * DMEM_WAYS);
+	if (!e->fmem || !e->dmem) {
+		engine_destroy(e);
+		return -ENOMEM;
+	}
+	memset(e->fmem, 0, sizeof(*e->fmem) * FMEM_SETS * FMEM_WAYS);
+	memset(e->dmem, 0, sizeof(*e->dmem) * DMEM_SETS * DMEM_WAYS);
+	for (int i = 0; i < ACTOR_POOL; i++) {
+		struct actor *a = calloc(1, sizeof(*a));
+		if (!a)
+			break;
+		for (size_t o = 0; o < sizeof(*a); o += 2048) /* calloc may leave pages unmapped */
+			((volatile char *)a)[o] = 0;
+		a->next = e->free_actors;
+		e->free_actors = a;
+		e->nfree++;
+	}
+	content_warm();
 	for (int i = 0; i < cfg->nallow; i++)
 		if (engine_allow_exe(e, cfg->allow_exe[i])) {
 			engine_destroy(e);
@@ -124,10 +265,31 @@ int engine_create(struct engine **out, const struct engine_cfg *cfg)
 	return 0;
 }
 
-static void actor_free(struct actor *a)
+static void actor_free(struct engine *e, struct actor *a)
 {
+	for (int i = 0; i < a->nfiles; i++)
+		free(a->files[i]);
 	free(a->files);
-	free(a);
+	free(a->file_hash);
+	free(a->notes);
+	if (e && e->nfree < ACTOR_FREE_MAX) {
+		a->next = e->free_actors;
+		e->free_actors = a;
+		e->nfree++;
+	} else {
+		free(a);
+	}
+}
+
+static struct actor *actor_alloc(struct engine *e)
+{
+	struct actor *a = e->free_actors;
+	if (!a)
+		return calloc(1, sizeof(*a));
+	e->free_actors = a->next;
+	e->nfree--;
+	memset(a, 0, offsetof(struct actor, ev)); /* the evidence array is overwritten as used */
+	return a;
 }
 
 void engine_destroy(struct engine *e)
@@ -138,14 +300,21 @@ void engine_destroy(struct engine *e)
 		struct actor *a = e->tab[i];
 		while (a) {
 			struct actor *n = a->next;
-			actor_free(a);
+			actor_free(NULL, a);
 			a = n;
 		}
+	}
+	while (e->free_actors) {
+		struct actor *n = e->free_actors->next;
+		free(e->free_actors);
+		e->free_actors = n;
 	}
 	for (int i = 0; i < e->nallow; i++)
 		free(e->allow[i]);
 	free(e->allow);
 	free(e->canary);
+	free(e->fmem);
+	free(e->dmem);
 	free(e);
 }
 
@@ -205,8 +374,63 @@ bool engine_is_canary(const struct engine *e, const char *path, size_t len)
 
 static uint64_t ts_ns(const struct timespec *t)
 {
-	return (uint64_t)t->tv_sec * 1000000000ull + (uint64_t)t->tv_nsec;
+	return (uint64_t)t->tv_sec * SEC + (uint64_t)t->tv_nsec;
 }
+
+/* ---- file and directory memory (set-associative: an old entry makes room) ---- */
+
+static struct fmem *fmem_find(struct engine *e, uint64_t h)
+{
+	struct fmem *set = &e->fmem[(h % FMEM_SETS) * FMEM_WAYS];
+	for (unsigned i = 0; i < FMEM_WAYS; i++)
+		if (set[i].path_hash == h)
+			return &set[i];
+	return NULL;
+}
+
+/* The entry for h, made (as a file that existed before, named path) when absent. */
+static struct fmem *fmem_get(struct engine *e, uint64_t h, const char *path, size_t len, uint64_t now)
+{
+	struct fmem *f = fmem_find(e, h);
+	if (f)
+		return f;
+	struct fmem *set = &e->fmem[(h % FMEM_SETS) * FMEM_WAYS];
+	f = &set[0];
+	for (unsigned i = 1; i < FMEM_WAYS && f->path_hash; i++)
+		if (!set[i].path_hash || set[i].t_ns < f->t_ns)
+			f = &set[i];
+	memset(f, 0, sizeof(*f));
+	f->path_hash = h;
+	f->t_ns = now;
+	f->want = (uint8_t)content_type_for_name(path, len);
+	return f;
+}
+
+static void dmem_add(struct engine *e, uint64_t h, uint64_t now)
+{
+	struct dmem *set = &e->dmem[(h % DMEM_SETS) * DMEM_WAYS], *d = &set[0];
+	for (unsigned i = 0; i < DMEM_WAYS; i++) {
+		if (set[i].hash == h) {
+			d = &set[i];
+			break;
+		}
+		if (set[i].t_ns < d->t_ns)
+			d = &set[i];
+	}
+	d->hash = h;
+	d->t_ns = now;
+}
+
+static bool dir_fresh(const struct engine *e, uint64_t h, uint64_t now)
+{
+	const struct dmem *set = &e->dmem[(h % DMEM_SETS) * DMEM_WAYS];
+	for (unsigned i = 0; i < DMEM_WAYS; i++)
+		if (set[i].hash == h)
+			return set[i].t_ns + DIR_FRESH_NS > now;
+	return false;
+}
+
+/* ---- actors ---- */
 
 static struct actor *find_actor(struct engine *e, uint64_t key)
 {
@@ -228,7 +452,7 @@ static struct actor *get_actor(struct engine *e, const struct ward_proc *p, bool
 	struct actor *a = find_actor(e, key);
 	if (a)
 		return a;
-	a = calloc(1, sizeof(*a));
+	a = actor_alloc(e);
 	if (!a)
 		return NULL;
 	a->key = key;
@@ -246,33 +470,46 @@ static struct actor *get_actor(struct engine *e, const struct ward_proc *p, bool
 	return a;
 }
 
+/* Scores decay with the half-life, from DECAY_HOLD_NS after the last scored event on: what
+ * one burst of activity scores adds up in full, a single odd write fades over minutes. */
 static void decay(struct engine *e, struct actor *a, uint64_t now)
 {
-	if (a->last_ns && now > a->last_ns && a->score > 0) {
-		double dt = (double)(now - a->last_ns) / 1e9;
+	if (a->last_ns && now > a->last_ns + DECAY_HOLD_NS && a->score > 0) {
+		double dt = (double)(now - a->last_ns - DECAY_HOLD_NS) / 1e9;
 		a->score *= exp2(-dt / e->cfg.half_life_s);
 	}
 	a->last_ns = now;
 }
 
-static void add_file(struct actor *a, const char *path, size_t len)
+static void add_file(struct actor *a, const char *path, size_t len, uint64_t h)
 {
-	uint64_t h = hash(path, len);
-	for (int i = 0; i < a->nfiles; i++)
+	for (int i = a->nfiles - 1; i >= 0; i--)
 		if (a->file_hash[i] == h)
 			return;
 	a->nfiles_total++;
 	if (a->nfiles >= ENGINE_MAX_FILES)
 		return;
-	if (!a->files) {
-		a->files = calloc(ENGINE_MAX_FILES, WARD_PATH_MAX);
-		if (!a->files)
+	if (a->nfiles == a->files_cap) {
+		int cap = a->files_cap ? a->files_cap * 4 : 16;
+		if (cap > ENGINE_MAX_FILES)
+			cap = ENGINE_MAX_FILES;
+		char **f = realloc(a->files, (size_t)cap * sizeof(*f));
+		if (!f)
 			return;
+		a->files = f;
+		uint64_t *fh = realloc(a->file_hash, (size_t)cap * sizeof(*fh));
+		if (!fh)
+			return;
+		a->file_hash = fh;
+		a->files_cap = cap;
 	}
+	char *s = malloc(len + 1);
+	if (!s)
+		return;
+	memcpy(s, path, len);
+	s[len] = '\0';
 	a->file_hash[a->nfiles] = h;
-	memcpy(a->files[a->nfiles], path, len);
-	a->files[a->nfiles][len] = '\0';
-	a->nfiles++;
+	a->files[a->nfiles++] = s;
 }
 
 static void add_evidence(struct actor *a, const struct evidence *ev)
@@ -299,7 +536,8 @@ static void fire(struct engine *e, struct actor *a, const struct detection *tmpl
 	d->score = a->score;
 	d->first_ns = a->first_ns;
 	d->nevidence = a->nev;
-	memcpy(d->evidence, a->ev, sizeof(a->ev));
+	if (d->nevidence)
+		memcpy(d->evidence, a->ev, sizeof(*a->ev) * (size_t)d->nevidence);
 	d->nfiles = a->nfiles;
 	d->nfiles_total = a->nfiles_total;
 	d->files = a->files;
@@ -320,17 +558,32 @@ static void add_contrib(struct actor *a, pid_t pid)
 		a->contrib[a->ncontrib++] = pid;
 }
 
+#define CHAIN_MAX 18
+
+/* A child of init is a service (its children are sessions, never merged) unless systemd
+ * says it belongs to a login session: a script started with nohup or setsid and orphaned
+ * is reparented to init but stays in its session's scope, and its children are its own. */
+static bool is_service(const struct ward_proc *p)
+{
+	const char *scope = strstr(p->cgroup, "/session-");
+	return !(scope && strstr(scope, ".scope"));
+}
+
 /* The chain of actors that receive points: the process, its ancestors below the first
- * service (a process whose parent is init), and the executable. */
-static int chain(struct engine *e, const struct ward_event *ev, struct actor **out, int cap,
-		 const char **levels)
+ * service (a process whose parent is init), and the executable. *ntree: how many of them
+ * are processes (the last of those is the session). */
+static int chain(struct engine *e, const struct ward_event *ev, struct actor **out, const char **levels,
+		 int *ntree)
 {
 	int n = 0;
 	const struct ward_proc *p = ev->proc;
 	struct ward_proc copy;
-	for (int depth = 0; p && n < cap - 1 && depth < 16; depth++) {
-		if (p->pid <= 1 || (depth > 0 && p->ppid <= 1) || (depth > 0 && p->ppid == 2))
+	bool worker = false; /* a service's own child (smbd, sshd-session): never merged by executable */
+	for (int depth = 0; p && n < CHAIN_MAX - 1 && depth < 16; depth++) {
+		if (p->pid <= 1 || (depth > 0 && p->ppid == 2) || (depth > 0 && p->ppid <= 1 && is_service(p))) {
+			worker = depth > 0 && p->ppid <= 1 && strcmp(p->exe, ev->proc->exe) == 0;
 			break;
+		}
 		struct actor *a = get_actor(e, p, false);
 		if (!a)
 			break;
@@ -345,7 +598,8 @@ static int chain(struct engine *e, const struct ward_event *ev, struct actor **o
 		copy = *pp; /* the lookup's record is only valid until its next call */
 		p = &copy;
 	}
-	if (ev->proc->known && ev->proc->exe[0] && n < cap) {
+	*ntree = n;
+	if (ev->proc->known && ev->proc->exe[0] && !worker && n < CHAIN_MAX) {
 		struct actor *x = get_actor(e, ev->proc, true);
 		if (x) {
 			levels[n] = "executable";
@@ -355,73 +609,37 @@ static int chain(struct engine *e, const struct ward_event *ev, struct actor **o
 	return n;
 }
 
-static struct recent *recent_for(struct actor *a, uint64_t ph, bool create)
-{
-	for (int i = 0; i < a->nrecent; i++)
-		if (a->recent[i].path_hash == ph)
-			return &a->recent[i];
-	if (!create)
-		return NULL;
-	struct recent *r = &a->recent[a->nrecent < RECENT ? a->nrecent++ : (int)(ph % RECENT)];
-	memset(r, 0, sizeof(*r));
-	r->path_hash = ph;
-	return r;
-}
-
-enum ind {
-	IND_ENC_INPLACE, IND_ENC_NEW, IND_PARTIAL, IND_ENCODED, IND_LOCKED, IND_FORMAT,
-	IND_RENAME_EXT, IND_RENAME_AFTER, IND_DELETE_ORIG, IND_NOTE, IND_CANARY
-};
-static const struct {
-	const char *name;
-	uint16_t points;
-} ind_tab[] = {
-	[IND_ENC_INPLACE] = {"content.encrypted_in_place", 40},
-	[IND_ENC_NEW] = {"content.encrypted_new", 30},
-	[IND_PARTIAL] = {"content.partial", 40},
-	[IND_ENCODED] = {"content.encoded", 35},
-	[IND_LOCKED] = {"content.locked_archive", 30},
-	[IND_FORMAT] = {"format.broken", 25},
-	[IND_RENAME_EXT] = {"rename.unknown_extension", 15},
-	[IND_RENAME_AFTER] = {"rename.after_encryption", 20},
-	[IND_DELETE_ORIG] = {"delete.original", 25},
-	[IND_NOTE] = {"note.repeated", 40},
-	[IND_CANARY] = {"canary", 1000},
-};
+/* ---- indicators ---- */
 
 struct pending {
 	struct evidence ev[8];
 	int n;
+	bool strong;             /* a file's content was destroyed */
 };
 
-static void hit(struct pending *pd, enum ind i, const struct ward_event *ev, const char *detail,
-		uint16_t points)
+static void hit(struct pending *pd, enum ind i, const char *path, size_t len, uint64_t now,
+		const char *detail, uint16_t points)
 {
 	if (pd->n >= 8)
 		return;
 	struct evidence *x = &pd->ev[pd->n++];
-	memset(x, 0, sizeof(*x));
-	x->t_ns = ts_ns(&ev->ts);
+	x->t_ns = now;
 	x->points = points ? points : ind_tab[i].points;
 	snprintf(x->indicator, sizeof(x->indicator), "%s", ind_tab[i].name);
 	snprintf(x->detail, sizeof(x->detail), "%s", detail);
-	size_t l = ev->path_len < sizeof(x->path) - 1 ? ev->path_len : sizeof(x->path) - 1;
-	memcpy(x->path, ev->path, l);
+	size_t l = len < sizeof(x->path) - 1 ? len : sizeof(x->path) - 1;
+	memcpy(x->path, path, l);
 	x->path[l] = '\0';
 }
 
-static const char *ext_of(const char *path, size_t len, size_t *el)
+/* Fires indicator i for file f unless it already counted for it. */
+static void hit_once(struct pending *pd, struct fmem *f, enum ind i, const struct ward_event *ev,
+		     uint64_t now, const char *detail)
 {
-	const char *slash = memrchr(path, '/', len);
-	const char *name = slash ? slash + 1 : path;
-	size_t nl = len - (size_t)(name - path);
-	const char *dot = memrchr(name, '.', nl);
-	if (!dot || dot == name) {
-		*el = 0;
-		return "";
-	}
-	*el = nl - (size_t)(dot + 1 - name);
-	return dot + 1;
+	if (f->fired & (1u << i))
+		return;
+	f->fired |= 1u << i;
+	hit(pd, i, ev->path, ev->path_len, now, detail, 0);
 }
 
 static void split(const char *path, size_t len, uint64_t *dir_hash, const char **name, size_t *nl)
@@ -433,144 +651,334 @@ static void split(const char *path, size_t len, uint64_t *dir_hash, const char *
 	*nl = len - (size_t)(*name - path);
 }
 
-/* Indicators of one event, judged on the process-level actor (a: per-file memory). */
-static void indicators(struct engine *e, struct actor *a, const struct ward_event *ev, struct pending *pd)
+static const char *ext_of(const char *name, size_t nl, size_t *el)
+{
+	const char *dot = memrchr(name, '.', nl);
+	if (!dot || dot == name) {
+		*el = 0;
+		return "";
+	}
+	*el = nl - (size_t)(dot + 1 - name);
+	return dot + 1;
+}
+
+static bool contains(const char *hay, size_t hl, const char *needle, size_t nl)
+{
+	return nl <= hl && memmem(hay, hl, needle, nl) != NULL;
+}
+
+/* A file's content destroyed by the session: the rate indicator counts the further ones. */
+static void destroyed(struct actor *s, struct pending *pd, const struct ward_event *ev, uint64_t now)
+{
+	pd->strong = true;
+	if (s->last_destroy_ns && now - s->last_destroy_ns < WINDOW_NS)
+		hit(pd, IND_RATE, ev->path, ev->path_len, now, "another file destroyed by the same session within 60 s", 0);
+	s->last_destroy_ns = now;
+}
+
+/* A new file named name in directory dh, written with size bytes: a note if the same name
+ * and size arrive in several directories that were there before. */
+static void note_check(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t dh,
+		       const char *name, size_t nl, uint64_t now, struct pending *pd)
+{
+	/* a note is written to be read: text or HTML (Finder's .DS_Store, Explorer's Thumbs.db
+	 * appear in every folder a file browser opens, and are binary) */
+	if (ev->size <= 0 || !filetype_is_text(ev->content.type) || dir_fresh(e, dh, now))
+		return;
+	if (!s->notes && !(s->notes = calloc(NOTE_NAMES, sizeof(*s->notes))))
+		return;
+	uint64_t nh = hash(name, nl);
+	struct note *n = NULL, *victim = &s->notes[0];
+	for (int i = 0; i < NOTE_NAMES; i++) {
+		if (s->notes[i].name_hash && now - s->notes[i].first_ns > NEW_WINDOW_NS)
+			memset(&s->notes[i], 0, sizeof(s->notes[i])); /* an old sighting */
+		if (s->notes[i].name_hash == nh && s->notes[i].size == ev->size) {
+			n = &s->notes[i];
+			break;
+		}
+		if (s->notes[i].ndirs < victim->ndirs)
+			victim = &s->notes[i];
+	}
+	if (!n) {
+		if (victim->ndirs >= 3)
+			return; /* keep names already repeated */
+		memset(victim, 0, sizeof(*victim));
+		victim->name_hash = nh;
+		victim->first_ns = now;
+		victim->size = ev->size;
+		victim->dirs[0] = dh;
+		victim->ndirs = 1;
+		return;
+	}
+	for (uint32_t k = 0; k < n->ndirs && k < NOTE_DIRS; k++)
+		if (n->dirs[k] == dh)
+			return;
+	if (n->ndirs < NOTE_DIRS)
+		n->dirs[n->ndirs] = dh;
+	n->ndirs++;
+	if (n->ndirs == 3) {
+		hit(pd, IND_NOTE, ev->path, ev->path_len, now, "same new file name and size in 3 existing directories", 0);
+		pd->strong = true;
+	}
+	else if (n->ndirs > 3 && n->bonus < NOTE_BONUS_MAX) {
+		n->bonus++;
+		hit(pd, IND_NOTE, ev->path, ev->path_len, now, "same new file name and size in one more directory",
+		    NOTE_MORE_POINTS);
+	}
+}
+
+static void copy_push(struct engine *e, uint64_t dh, const char *name, size_t nl, uint32_t uid, uint64_t now)
+{
+	struct copy *c = &e->copies[e->copy_next++ % COPIES];
+	c->dir_hash = dh;
+	c->t_ns = now;
+	c->uid = uid;
+	c->nl = (uint16_t)(nl < sizeof(c->name) ? nl : sizeof(c->name));
+	memcpy(c->name, name, c->nl);
+}
+
+/* A ciphertext copy of the file named name in dh, written recently by the same user. */
+static struct copy *copy_of(struct engine *e, uint64_t dh, const char *name, size_t nl, uint32_t uid, uint64_t now)
+{
+	const char *dot = memrchr(name, '.', nl);
+	size_t stem = dot && dot != name ? (size_t)(dot - name) : nl;
+	for (int i = 0; i < COPIES; i++) {
+		struct copy *c = &e->copies[i];
+		if (!c->t_ns || c->dir_hash != dh || c->uid != uid || now - c->t_ns > WINDOW_NS)
+			continue;
+		if (c->nl > nl && memcmp(c->name, name, nl) == 0)
+			return c;  /* name.docx -> name.docx.locked */
+		if (c->nl > stem + 1 && memcmp(c->name, name, stem) == 0 && c->name[stem] == '.' &&
+		    !(c->nl == nl && memcmp(c->name, name, nl) == 0))
+			return c;  /* name.docx -> name.enc */
+	}
+	return NULL;
+}
+
+static void destroyed_file(struct actor *s, struct fmem *f, const struct ward_event *ev, uint64_t now,
+			   struct pending *pd, enum ind i, const char *vn, int got);
+
+static void on_close_write(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t now,
+			   struct pending *pd)
+{
+	if (!ev->content.valid)
+		return;
+	uint64_t ph = hash(ev->path, ev->path_len), dh;
+	const char *name;
+	size_t nl;
+	split(ev->path, ev->path_len, &dh, &name, &nl);
+	struct fmem *f = fmem_get(e, ph, ev->path, ev->path_len, now);
+	f->t_ns = now;
+	f->got = ev->content.type;
+	f->head_checked = false;
+	f->modifies = 0;
+	bool fresh = f->created_ns && now - f->created_ns < WINDOW_NS;
+	enum content_verdict v = content_verdict(&ev->content);
+	if (v == CONTENT_NORMAL) {
+		f->suspect = false;
+		if (fresh)
+			note_check(e, s, ev, dh, name, nl, now, pd);
+		return;
+	}
+	f->suspect = true;
+	const char *vn = content_verdict_name(v);
+	if (fresh) {
+		copy_push(e, dh, name, nl, ev->proc->uid, now);
+		if (v == CONTENT_ENCODED)
+			return;  /* a new base64 file is a mail part or a PEM bundle, unless an original goes */
+		if (now - s->new_since_ns > NEW_WINDOW_NS) {
+			s->new_since_ns = now;
+			s->nnew = 0;
+		}
+		if (s->nnew < NEW_CAP && !(f->fired & (1u << IND_ENC_NEW))) {
+			s->nnew++;
+			f->fired |= 1u << IND_ENC_NEW;
+			if (v == CONTENT_LOCKED_ARCHIVE)
+				hit(pd, IND_LOCKED, ev->path, ev->path_len, now, "new password-encrypted archive",
+				    LOCKED_NEW_POINTS);
+			else
+				hit(pd, IND_ENC_NEW, ev->path, ev->path_len, now, vn, 0);
+		}
+		return;
+	}
+	/* An existing file: its content is gone. */
+	enum ind i = v == CONTENT_PARTIAL ? IND_PARTIAL : v == CONTENT_ENCODED ? IND_ENCODED
+		   : v == CONTENT_LOCKED_ARCHIVE ? IND_LOCKED : IND_ENC_INPLACE;
+	if (f->fired & CONTENT_BITS)
+		return; /* written again, or already judged by its head while being written */
+	destroyed_file(s, f, ev, now, pd, i, vn, ev->content.type);
+}
+
+/* The content indicators of an existing file found destroyed (at close, or by its head while
+ * being written): got is the format its content has now. */
+static void destroyed_file(struct actor *s, struct fmem *f, const struct ward_event *ev, uint64_t now,
+			   struct pending *pd, enum ind i, const char *vn, int got)
+{
+	hit_once(pd, f, i, ev, now, vn);
+	int want = f->want;
+	if (want != FILETYPE_UNKNOWN && !content_type_matches(want, got)) {
+		char d[96];
+		snprintf(d, sizeof(d), "named as %s, content is %s", filetype_name(want),
+			 got == FILETYPE_UNKNOWN ? vn : filetype_name(got));
+		hit_once(pd, f, IND_FORMAT, ev, now, d);
+	}
+	if (f->renamed_ext)
+		hit_once(pd, f, IND_RENAME_EXT, ev, now, "renamed to an extension no known format uses, then encrypted");
+	destroyed(s, pd, ev, now);
+}
+
+/* A large existing file being written: judged by its head (once until it is closed). */
+static void on_modify(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t now,
+		      struct pending *pd)
+{
+	struct fmem *f = fmem_find(e, hash(ev->path, ev->path_len));
+	if (!f || (f->fired & CONTENT_BITS))
+		return;
+	int fd = ward_event_open(ev);
+	if (fd < 0)
+		return;
+	struct ward_content c;
+	uint64_t size = 0;
+	int rc = content_inspect_head(fd, &size, &c);
+	close(fd);
+	if (rc)
+		return;
+	enum content_verdict v = content_verdict(&c);
+	if (v == CONTENT_NORMAL || v == CONTENT_LOCKED_ARCHIVE)
+		return;
+	f->suspect = true;
+	f->got = c.type;
+	destroyed_file(s, f, ev, now, pd, v == CONTENT_ENCODED ? IND_ENCODED : IND_PARTIAL,
+		       v == CONTENT_ENCODED ? "head rewritten as encoded ciphertext while being written"
+					    : "head encrypted while being written", c.type);
+}
+
+/* Whether a MODIFY event calls for a look at the file's head: an existing file (not one just
+ * created: those are judged whole when closed), on its second MODIFY since it was last closed
+ * (a small file is written and closed before ward reads a second one), once. */
+static bool modify_due(struct engine *e, const struct ward_event *ev, uint64_t now)
+{
+	if (ev->is_dir || !ev->handle || ev->mount_fd < 0)
+		return false;
+	struct fmem *f = fmem_get(e, hash(ev->path, ev->path_len), ev->path, ev->path_len, now);
+	if ((f->created_ns && now - f->created_ns < WINDOW_NS) || f->head_checked || (f->fired & CONTENT_BITS))
+		return false;
+	if (++f->modifies < 2)
+		return false;
+	f->head_checked = true;
+	return true;
+}
+
+static void on_rename(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t now,
+		      struct pending *pd)
+{
+	uint64_t oh = hash(ev->old_path, ev->old_path_len), nh = hash(ev->path, ev->path_len), dh, odh;
+	const char *name, *oname;
+	size_t nl, onl;
+	split(ev->path, ev->path_len, &dh, &name, &nl);
+	split(ev->old_path, ev->old_path_len, &odh, &oname, &onl);
+	struct fmem *old = fmem_find(e, oh), saved;
+	bool have_old = old != NULL;
+	if (have_old) {
+		saved = *old;
+		memset(old, 0, sizeof(*old));
+	}
+	/* the new name now holds the renamed file, whatever was known of it before */
+	struct fmem *f = fmem_get(e, nh, ev->old_path, ev->old_path_len, now);
+	if (have_old) {
+		*f = saved;
+	} else {
+		memset(f, 0, sizeof(*f));
+		f->want = (uint8_t)content_type_for_name(ev->old_path, ev->old_path_len);
+	}
+	f->path_hash = nh;
+	f->t_ns = now;
+	int new_type = content_type_for_name(ev->path, ev->path_len);
+	size_t oel, nel;
+	const char *oe = ext_of(oname, onl, &oel), *ne = ext_of(name, nl, &nel);
+	bool derived = contains(oname, onl, name, nl);   /* a temp file renamed onto its target */
+	bool new_ext = nel > 0 && new_type == FILETYPE_UNKNOWN && (oel != nel || memcmp(oe, ne, nel) != 0) &&
+		       !derived;
+	if (!f->suspect) {
+		if (new_ext)
+			f->renamed_ext = true; /* the promise of the old name is kept in f->want */
+		else if (new_type != FILETYPE_UNKNOWN)
+			f->want = (uint8_t)new_type;
+		return;
+	}
+	if (new_ext)
+		hit_once(pd, f, IND_RENAME_EXT, ev, now, "renamed to an extension no known format uses");
+	if (!derived)
+		hit_once(pd, f, IND_RENAME_AFTER, ev, now, "renamed after being filled with ciphertext");
+	bool fresh = f->created_ns && now - f->created_ns < WINDOW_NS;
+	if (fresh && new_type != FILETYPE_UNKNOWN && !content_type_matches(new_type, f->got)) {
+		/* written aside, then moved over a document: the document is gone */
+		f->want = (uint8_t)new_type;
+		hit_once(pd, f, IND_ENC_INPLACE, ev, now, "ciphertext renamed over a file");
+		char d[96];
+		snprintf(d, sizeof(d), "named as %s, content is %s", filetype_name(new_type),
+			 f->got == FILETYPE_UNKNOWN ? "ciphertext" : filetype_name(f->got));
+		hit_once(pd, f, IND_FORMAT, ev, now, d);
+		destroyed(s, pd, ev, now);
+	} else if (fresh) {
+		copy_push(e, dh, name, nl, ev->proc->uid, now);
+	}
+}
+
+static void on_delete(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t now,
+		      struct pending *pd)
 {
 	uint64_t ph = hash(ev->path, ev->path_len), dh;
 	const char *name;
 	size_t nl;
 	split(ev->path, ev->path_len, &dh, &name, &nl);
+	struct fmem *f = fmem_find(e, ph);
+	if (f)
+		memset(f, 0, sizeof(*f));
+	struct copy *c = copy_of(e, dh, name, nl, ev->proc->uid, now);
+	if (!c)
+		return;
+	c->t_ns = 0; /* one original per copy */
+	hit(pd, IND_DELETE_ORIG, ev->path, ev->path_len, now, "original deleted after an encrypted copy was written", 0);
+	destroyed(s, pd, ev, now);
+}
 
+/* Indicators of one event. s: the session (highest process of the chain). */
+static void indicators(struct engine *e, struct actor *s, const struct ward_event *ev, uint64_t now,
+		       struct pending *pd)
+{
 	if (engine_is_canary(e, ev->path, ev->path_len) ||
 	    (ev->op == WOP_RENAME && engine_is_canary(e, ev->old_path, ev->old_path_len))) {
 		if (ev->op == WOP_MODIFY || ev->op == WOP_CLOSE_WRITE || ev->op == WOP_RENAME ||
 		    ev->op == WOP_DELETE) {
 			e->st.canary_hits++;
-			hit(pd, IND_CANARY, ev, ward_op_name(ev->op), 0);
+			hit(pd, IND_CANARY, ev->path, ev->path_len, now, ward_op_name(ev->op), 0);
 		}
 		return;
 	}
-
 	switch (ev->op) {
 	case WOP_CREATE: {
-		struct recent *r = recent_for(a, ph, true);
-		r->created = true;
-		r->dir_hash = dh;
-		snprintf(r->name, sizeof(r->name), "%.*s", (int)nl, name);
-		/* the same new name in several directories: a note left in each */
-		struct note *free_slot = NULL;
-		for (int i = 0; i < NOTE_NAMES; i++) {
-			struct note *n = &a->notes[i];
-			if (!n->dirs) {
-				if (!free_slot)
-					free_slot = n;
-				continue;
-			}
-			if (strlen(n->name) == nl && memcmp(n->name, name, nl) == 0) {
-				for (uint32_t k = 0; k < n->dirs && k < 8; k++)
-					if (n->dir_hash[k] == dh)
-						return;
-				if (n->dirs < 8)
-					n->dir_hash[n->dirs] = dh;
-				n->dirs++;
-				if (n->dirs == 3)
-					hit(pd, IND_NOTE, ev, "same new file name in 3 directories", 0);
-				else if (n->dirs > 3 && n->bonus < 3) {
-					n->bonus++;
-					hit(pd, IND_NOTE, ev, "same new file name in one more directory", 10);
-				}
-				return;
-			}
-		}
-		if (free_slot && nl < sizeof(free_slot->name)) {
-			memcpy(free_slot->name, name, nl);
-			free_slot->name[nl] = '\0';
-			free_slot->dirs = 1;
-			free_slot->dir_hash[0] = dh;
-		}
+		struct fmem *f = fmem_get(e, hash(ev->path, ev->path_len), ev->path, ev->path_len, now);
+		memset(f, 0, sizeof(*f));
+		f->path_hash = hash(ev->path, ev->path_len);
+		f->t_ns = f->created_ns = now;
+		f->want = (uint8_t)content_type_for_name(ev->path, ev->path_len);
 		break;
 	}
-	case WOP_CLOSE_WRITE: {
-		if (!ev->content.valid)
-			break;
-		struct recent *r = recent_for(a, ph, true);
-		r->dir_hash = dh;
-		snprintf(r->name, sizeof(r->name), "%.*s", (int)nl, name);
-		enum content_verdict v = content_verdict(&ev->content);
-		enum ind i = IND_ENC_INPLACE;
-		switch (v) {
-		case CONTENT_ENCRYPTED:
-			i = r->created ? IND_ENC_NEW : IND_ENC_INPLACE;
-			break;
-		case CONTENT_PARTIAL:
-			i = IND_PARTIAL;
-			break;
-		case CONTENT_ENCODED:
-			i = IND_ENCODED;
-			break;
-		case CONTENT_LOCKED_ARCHIVE:
-			i = IND_LOCKED;
-			break;
-		default:
-			return;
-		}
-		r->suspect = true;
-		if (!(r->fired & (1u << i))) {
-			r->fired |= 1u << i;
-			hit(pd, i, ev, content_verdict_name(v), 0);
-		}
-		int want = content_type_for_name(ev->path, ev->path_len);
-		if (want != FILETYPE_UNKNOWN && want != ev->content.type && !(r->fired & (1u << IND_FORMAT))) {
-			r->fired |= 1u << IND_FORMAT;
-			char d[96];
-			snprintf(d, sizeof(d), "named as %s, content is %s", filetype_name(want),
-				 filetype_name(ev->content.type));
-			hit(pd, IND_FORMAT, ev, d, 0);
-		}
+	case WOP_CLOSE_WRITE:
+		on_close_write(e, s, ev, now, pd);
 		break;
-	}
-	case WOP_RENAME: {
-		if (ev->is_dir)
-			break;
-		uint64_t oh = hash(ev->old_path, ev->old_path_len);
-		struct recent *old = recent_for(a, oh, false);
-		struct recent *r = recent_for(a, ph, true);
-		if (old && old != r) {
-			r->suspect = old->suspect;
-			r->created = old->created;
-			r->fired = old->fired;
-		}
-		r->dir_hash = dh;
-		snprintf(r->name, sizeof(r->name), "%.*s", (int)nl, name);
-		size_t ol, nle;
-		const char *oe = ext_of(ev->old_path, ev->old_path_len, &ol);
-		const char *ne = ext_of(ev->path, ev->path_len, &nle);
-		bool changed = ol != nle || strncmp(oe, ne, ol) != 0;
-		/* a new extension that no known format uses (editors' temp-file dances rename
-		 * *to* a real extension, and are not counted) */
-		if (changed && nle > 0 && content_type_for_name(ev->path, ev->path_len) == FILETYPE_UNKNOWN &&
-		    !(r->fired & (1u << IND_RENAME_EXT))) {
-			r->fired |= 1u << IND_RENAME_EXT;
-			hit(pd, IND_RENAME_EXT, ev, "renamed to an extension no known format uses", 0);
-		}
-		if (r->suspect && !(r->fired & (1u << IND_RENAME_AFTER))) {
-			r->fired |= 1u << IND_RENAME_AFTER;
-			hit(pd, IND_RENAME_AFTER, ev, "renamed after being filled with ciphertext", 0);
-		}
+	case WOP_MODIFY:
+		on_modify(e, s, ev, now, pd);
 		break;
-	}
-	case WOP_DELETE: {
-		/* an original removed after an encrypted copy of it appeared next to it */
-		for (int i = 0; i < a->nrecent; i++) {
-			struct recent *r = &a->recent[i];
-			if (r->suspect && r->created && r->dir_hash == dh && r->path_hash != ph &&
-			    strlen(r->name) > nl && strncmp(r->name, name, nl) == 0) {
-				hit(pd, IND_DELETE_ORIG, ev, "original deleted after an encrypted copy was written", 0);
-				break;
-			}
-		}
+	case WOP_RENAME:
+		if (!ev->is_dir)
+			on_rename(e, s, ev, now, pd);
 		break;
-	}
+	case WOP_DELETE:
+		if (!ev->is_dir)
+			on_delete(e, s, ev, now, pd);
+		break;
 	default:
 		break;
 	}
@@ -579,33 +987,62 @@ static void indicators(struct engine *e, struct actor *a, const struct ward_even
 void engine_event(struct engine *e, const struct ward_event *ev)
 {
 	e->st.events++;
-	if (ev->op == WOP_OVERFLOW || ev->op == WOP_MKDIR || ev->op == WOP_RMDIR || ev->op == WOP_MODIFY)
+	uint64_t now = ts_ns(&ev->ts);
+	switch (ev->op) {
+	case WOP_OVERFLOW:
+	case WOP_RMDIR:
 		return;
+	case WOP_MKDIR:
+		dmem_add(e, hash(ev->path, ev->path_len), now);
+		return;
+	case WOP_MODIFY:
+		/* a canary's; else content is judged when the file is closed, or by its head
+		 * while a large file is being written */
+		if (!engine_is_canary(e, ev->path, ev->path_len) && !modify_due(e, ev, now))
+			return;
+		break;
+	case WOP_CREATE:
+		if (ev->is_dir)
+			return;
+		break;
+	default:
+		break;
+	}
 	const struct ward_proc *p = ev->proc;
 	if (p->known && allowed(e, p->exe))
 		return;
 
-	struct actor *nodes[18];
-	const char *levels[18];
-	int n = chain(e, ev, nodes, 18, levels);
+	struct actor *nodes[CHAIN_MAX];
+	const char *levels[CHAIN_MAX];
+	int ntree;
+	int n = chain(e, ev, nodes, levels, &ntree);
 	if (n == 0)
 		return;
-	uint64_t now = ts_ns(&ev->ts);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		nodes[i]->seen_ns = now;
-	if (nodes[0]->detected)
-		return; /* already being handled; its remaining queued events change nothing */
+		/* An actor already handled: what it still has queued changes nothing, and must not
+		 * land on the ancestors above it either. */
+		if (nodes[i]->detected && (!nodes[i]->is_exe || now < nodes[i]->quiet_until))
+			return;
+	}
+	struct actor *session = nodes[ntree ? ntree - 1 : 0];
 
 	struct pending pd = {.n = 0};
-	indicators(e, nodes[0], ev, &pd);
+	indicators(e, session, ev, now, &pd);
 
-	/* what every node remembers of the files, for the incident and for restore */
-	if (ev->op == WOP_CLOSE_WRITE || ev->op == WOP_RENAME || ev->op == WOP_DELETE || ev->op == WOP_CREATE)
+	/* what every node remembers of the files, for the incident and for restore (a MODIFY
+	 * when it scored: a canary written, a large file's head found encrypted) */
+	if (ev->op == WOP_CLOSE_WRITE || ev->op == WOP_RENAME || ev->op == WOP_DELETE || ev->op == WOP_CREATE ||
+	    (ev->op == WOP_MODIFY && pd.n)) {
+		uint64_t h = hash(ev->path, ev->path_len), oh = 0;
+		if (ev->op == WOP_RENAME)
+			oh = hash(ev->old_path, ev->old_path_len);
 		for (int i = 0; i < n; i++) {
-			add_file(nodes[i], ev->path, ev->path_len);
+			add_file(nodes[i], ev->path, ev->path_len, h);
 			if (ev->op == WOP_RENAME)
-				add_file(nodes[i], ev->old_path, ev->old_path_len);
+				add_file(nodes[i], ev->old_path, ev->old_path_len, oh);
 		}
+	}
 	if (pd.n == 0)
 		return;
 	e->st.scored++;
@@ -615,6 +1052,14 @@ void engine_event(struct engine *e, const struct ward_event *ev)
 		points += pd.ev[k].points;
 	for (int i = 0; i < n; i++) {
 		struct actor *a = nodes[i];
+		if (a->is_exe && a->detected) {
+			/* quiet period over: a fresh start */
+			a->detected = false;
+			a->score = 0;
+			a->nev = 0;
+			a->ncontrib = 0;
+			a->first_ns = 0;
+		}
 		decay(e, a, now);
 		if (!a->first_ns)
 			a->first_ns = now;
@@ -623,20 +1068,37 @@ void engine_event(struct engine *e, const struct ward_event *ev)
 			add_evidence(a, &pd.ev[k]);
 		add_contrib(a, p->pid);
 	}
-	/* the lowest node over the threshold is the actor */
+	/* the lowest node over the threshold is the actor; a process forked by the same program
+	 * (a worker of its pool, a child per file) stands for that program */
 	for (int i = 0; i < n; i++) {
+		if (nodes[i]->score < e->cfg.threshold)
+			continue;
+		while (i + 1 < ntree && nodes[i + 1]->exe[0] && !strcmp(nodes[i + 1]->exe, nodes[i]->exe))
+			i++;
 		struct actor *a = nodes[i];
-		if (a->score >= e->cfg.threshold && !a->detected) {
-			struct detection d = {.last_ns = now, .level = levels[i]};
-			fire(e, a, &d);
-			/* One attack, one incident: what the chain had scored is used up. The
-			 * actor stays marked, so its still-queued events change nothing. */
-			for (int j = 0; j < n; j++) {
-				nodes[j]->score = 0;
-				nodes[j]->nev = 0;
-			}
-			break;
+		struct detection d = {.last_ns = now, .level = levels[i]};
+		fire(e, a, &d);
+		if (a->is_exe)
+			a->quiet_until = now + EXE_QUIET_NS;
+		/* One attack, one incident: what the chain had scored is used up, except by the
+		 * parent of a single process (it may be starting one encryptor per file). */
+		for (int j = 0; j < n; j++) {
+			if (i == 0 && j == 1 && j < ntree)
+				continue;
+			nodes[j]->score = 0;
+			nodes[j]->nev = 0;
 		}
+		return;
+	}
+	if (pd.strong && !nodes[0]->suspected && e->cfg.on_suspect) {
+		nodes[0]->suspected = true;
+		e->st.suspects++;
+		double top = 0;
+		for (int i = 0; i < n; i++)
+			if (nodes[i]->score > top)
+				top = nodes[i]->score;
+		struct suspect s = {.pid = p->pid, .start_ns = p->start_ns, .score = top, .why = &pd.ev[0]};
+		e->cfg.on_suspect(&s, e->cfg.ctx);
 	}
 }
 
@@ -644,7 +1106,7 @@ void engine_expire(struct engine *e, uint64_t now)
 {
 	/* Scored actors are kept for 4 half-lives (less than 1/16 of their score left),
 	 * others for a minute after their last event; detected ones until their events stop. */
-	uint64_t scored_idle = (uint64_t)(e->cfg.half_life_s * 4 * 1e9), idle = 60ull * 1000000000ull;
+	uint64_t scored_idle = (uint64_t)(e->cfg.half_life_s * 4 * 1e9), idle = 60ull * SEC;
 	for (size_t i = 0; i < 1024; i++) {
 		struct actor **pp = &e->tab[i];
 		while (*pp) {
@@ -652,7 +1114,7 @@ void engine_expire(struct engine *e, uint64_t now)
 			uint64_t keep = a->score > 0 ? scored_idle : idle;
 			if (a->seen_ns + keep < now) {
 				*pp = a->next;
-				actor_free(a);
+				actor_free(e, a);
 				e->nactors--;
 			} else {
 				pp = &a->next;

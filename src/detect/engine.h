@@ -1,6 +1,7 @@
 /* engine.h: the ransomware detector: per-actor scores built from behaviour and content
  * indicators, decayed over time, aggregated up the process tree, and the decision that an
- * actor must be stopped. Owns the actor table. Single-threaded (the daemon's loop). */
+ * actor must be stopped. Owns the actor table and what it remembers of recently written
+ * files. Single-threaded (the daemon's loop). */
 #ifndef WARD_ENGINE_H
 #define WARD_ENGINE_H
 #include <stdbool.h>
@@ -15,7 +16,7 @@
 struct evidence {
 	uint64_t t_ns;        /* realtime ns of the event */
 	uint16_t points;
-	char indicator[32];   /* "content.encrypted", "rename.unknown_extension", ... */
+	char indicator[32];   /* "content.encrypted_in_place", "rename.unknown_extension", ... */
 	char detail[96];
 	char path[256];
 };
@@ -35,10 +36,19 @@ struct detection {
 	int nevidence;
 	struct evidence evidence[ENGINE_MAX_EVIDENCE];
 	int nfiles;                        /* files the actor's subtree modified, renamed or deleted */
-	char (*files)[WARD_PATH_MAX];      /* nfiles paths; valid during the callback */
+	char *const *files;                /* nfiles paths; valid during the callback */
 	uint32_t nfiles_total;             /* including those past ENGINE_MAX_FILES */
 	pid_t contributors[64];            /* processes whose events scored (for exe-level actors) */
 	int ncontributors;
+};
+
+/* A process that just destroyed a file's content (its first strong indicator) without its
+ * actor reaching the threshold yet. */
+struct suspect {
+	pid_t pid;
+	uint64_t start_ns;
+	double score;                      /* of the process's most loaded actor */
+	const struct evidence *why;        /* valid during the callback */
 };
 
 struct engine_cfg {
@@ -51,6 +61,12 @@ struct engine_cfg {
 	/* Called once per actor when its score reaches the threshold. */
 	void (*on_detect)(const struct detection *d, void *ctx);
 	void *ctx;
+	/* Optional (NULL: not used). Called once per process, with ctx, when it destroys its
+	 * first file below the threshold. A daemon in protect mode may pause the process
+	 * (SIGSTOP) so that it cannot go on while the events it already caused, still queued,
+	 * are judged; once its queue is drained (and on_detect was not called for the process
+	 * or a tree holding it) it resumes it (SIGCONT). */
+	void (*on_suspect)(const struct suspect *s, void *ctx);
 };
 
 struct engine;
@@ -67,7 +83,7 @@ int engine_allow_exe(struct engine *e, const char *exe);
 void engine_expire(struct engine *e, uint64_t now_realtime_ns);
 
 struct engine_stats {
-	uint64_t events, scored, detections, actors, canary_hits;
+	uint64_t events, scored, detections, actors, canary_hits, suspects;
 };
 void engine_stats(const struct engine *e, struct engine_stats *out);
 #endif

@@ -1,7 +1,8 @@
 /* guard.h: the copy-before-write guard: a pre-content fanotify group on the protected
- * filesystems that holds every untrusted open-for-truncate and first write until the
- * file's current content (or the range about to change) is in the vault, takes name-level
- * hard links of files untrusted actors open, and denies everyone but ward the vault. */
+ * filesystems that holds every untrusted open-for-truncate, truncate(2) and first write
+ * until the file's current content (or the range about to change) is in the vault, takes
+ * name-level hard links of files untrusted actors open, lets reads of files nobody can
+ * change unseen go without events, and denies everyone but ward the vault. */
 #ifndef WARD_VAULT_GUARD_H
 #define WARD_VAULT_GUARD_H
 #include <stdbool.h>
@@ -23,7 +24,8 @@ enum vault_guard_policy {
 };
 
 struct vault_guard_opts {
-	unsigned workers;              /* threads that save and answer; default 2 */
+	unsigned workers;              /* threads for large saves, unknown intents, name links and
+					* broken leases (the reader saves small files itself); default 2 */
 	unsigned queue_len;            /* events waiting for a worker; default 4096 */
 	uint64_t large_bytes;          /* files above this are saved by range; default 64 MiB */
 	uint64_t chunk_bytes;          /* range granularity for large files; default 1 MiB */
@@ -31,11 +33,19 @@ struct vault_guard_opts {
 	int64_t epoch_ms;              /* advance the epoch this often; 0: only on request */
 	enum vault_guard_policy policy;
 	bool no_name_history;          /* skip hard links at first untrusted open */
-	/* True when pid (a thread id) may write without saves. Called from worker threads,
-	 * concurrently: must be quick and must not touch the protected filesystems. */
+	/* True when pid (a thread id) may write without saves. Called from the reader thread
+	 * and from worker threads, concurrently: must be quick (it delays every open) and must
+	 * not touch the protected filesystems. Trust is decided at open: writes through a
+	 * descriptor a trusted actor opened are free whoever makes them (fork, SCM_RIGHTS). */
 	bool (*trusted)(void *ctx, pid_t pid);
 	void *trusted_ctx;
 	int64_t incident;              /* tag saves with this incident id; 0: none */
+	/* Added with the read fast path (see guard.c). Zero values keep the defaults. */
+	unsigned max_leases;           /* read leases held at once (one fd each); default 16384 */
+	int lease_signal;              /* signal for lease breaks; 0: SIGRTMIN+6; -1: no leases
+					* (then each read() of a file not saved in this epoch is a
+					* round trip, as before). Needs fs.leases-enable = 1. */
+	bool no_bpf;                   /* learn intent from /proc only (tests, comparisons) */
 };
 
 struct vault_guard_stats {
@@ -47,19 +57,38 @@ struct vault_guard_stats {
 	uint64_t unknown_intent;       /* opens whose flags /proc could not tell: saved as O_TRUNC */
 	uint64_t epoch, epochs_advanced;
 	bool tid_reporting;            /* FAN_REPORT_TID accepted with FAN_CLASS_PRE_CONTENT */
+	/* Added with the read fast path. */
+	bool bpf_intent;               /* the eBPF syscall-intent map is loaded */
+	bool leases;                   /* read leases (and so free reads) are in use */
+	bool tamper_group;             /* the vault has its own permission group */
+	uint64_t fast;                 /* answered by the reader thread (small saves included) */
+	uint64_t intent_bpf, intent_proc;   /* where the opener's syscall was learnt */
+	uint64_t reads_freed;          /* inodes whose PRE_ACCESS got an ignore mark (reads free) */
+	uint64_t leases_taken, leases_held, lease_breaks;
+	uint64_t links_deferred;       /* name links taken after the open was answered */
+	uint64_t links_copied;         /* ... whose file was unlinked first: copied from our fd */
+	uint64_t links_changed;        /* ... not taken: written (and saved) since the open */
+	uint64_t tamper_events;        /* events of the vault's own group */
 };
 
 struct vault_guard;
 
-/* Creates the group, marks each filesystem and starts the threads. Stop with
- * vault_guard_stop(), which answers whatever is pending. */
+/* Creates the groups (the protected filesystems', and the vault's own), marks each
+ * filesystem and starts the threads: "ward-reader" (answers), "ward-vaultgate" (the vault's
+ * group), "ward-saver" x workers, "ward-epoch". Stop with vault_guard_stop(), which answers
+ * whatever is pending and releases every lease. Process-wide effects: unless lease_signal is
+ * -1, a handler for that signal (restored at stop; one guard per process holds leases; the
+ * guard's threads unblock it) and the soft RLIMIT_NOFILE raised to fit max_leases; unless
+ * no_bpf, a small eBPF program on the raw tracepoints sys_enter and sys_exit (every syscall
+ * on the machine runs it while the guard runs; without BPF the intents come from /proc). */
 int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 		      const struct vault_guard_opts *opts, struct vault_guard **out);
 void vault_guard_stop(struct vault_guard *g);   /* accepts NULL */
 
 /* Starts a new epoch: forgets which files were saved and flushes the ignore marks, so the
- * next untrusted write of every file is saved again. Call it when the detector suspects an
- * actor. Waits for saves in progress. */
+ * next untrusted write of every file is saved again. Files under a read lease keep it and
+ * their mark (nobody can change them without ward seeing it first). Call it when the
+ * detector suspects an actor. Waits for saves in progress. */
 int vault_guard_new_epoch(struct vault_guard *g);
 uint64_t vault_guard_epoch(struct vault_guard *g);
 void vault_guard_set_incident(struct vault_guard *g, int64_t incident);

@@ -2,10 +2,12 @@
  * a name, byte ranges of large files) in one flat directory per protected filesystem, and
  * the SQLite index (WAL) that says what each version is, when and why it was saved.
  *
- * Crash safety: a copy is written to a ".tmp-" name, renamed to its final name, and only
- * then is its row inserted; a store opened after a crash deletes temp files and files no
- * row names, so every row names a complete file. Thread-safe: one mutex serialises index
- * access; copies run outside it. */
+ * Crash safety: a copy is written to an unnamed O_TMPFILE (or a ".tmp-" name), linked (or
+ * renamed) to its final name, and only then is its row inserted, or, for a deferred save,
+ * appended to a pending log that the next open replays; a store opened after a crash
+ * deletes temp files and files no row names, so every row names a complete file.
+ * Thread-safe: one mutex serialises index access; copies and deferred rows run outside it.
+ * Each store runs one thread of its own (batched commits, checkpoints, spare temp files). */
 #ifndef WARD_VAULT_STORE_H
 #define WARD_VAULT_STORE_H
 #include <stdbool.h>
@@ -72,19 +74,37 @@ struct vault_save_req {
 	int64_t incident;                /* 0: none */
 	int64_t range_off, range_len;    /* for vault_store_save_range */
 	int64_t deadline_ns;             /* CLOCK_MONOTONIC; 0: none. Past it a copy stops with -ETIMEDOUT */
+	/* Added for the guard's deferred name links. */
+	int64_t saved_ns;                /* CLOCK_REALTIME the content was seen as saved; 0: now */
+	/* The inode's name when an untrusted actor first opened it in this epoch, when the caller
+	 * knows it (recorded as orig_path if it differs from path); NULL: looked up in the index
+	 * (the first link version of the inode in this epoch). */
+	const char *orig_path;
+	size_t orig_path_len;
+	/* The row may be committed a few ms later, in a batch (id_out is then 0): the save
+	 * costs one write() to a pending log in the vault instead of a transaction, and stays
+	 * crash-safe: vault_store_open() replays the log. Reads of the index see it at once. */
+	bool defer_index;
+	/* Only if the file still has this mtime and size (else -ESTALE, nothing saved): for a
+	 * name link taken after the open was answered, whose file may have been written since
+	 * (that write was saved; a link now would hold the new content under the old name). */
+	bool if_unchanged;
+	int64_t unchanged_mtime_ns, unchanged_size;
 };
 
 struct vault_store_stats {
 	uint64_t versions, bytes;        /* in the index now */
 	uint64_t saved[VAULT_KIND__COUNT];
 	uint64_t save_errors, enospc, timeouts, pruned, orphans_removed;
+	uint64_t replayed;               /* rows of deferred saves indexed at open after a crash */
 };
 
 struct vault_store;
 
 /* Opens (creating when missing) the vault in dir: mode 0700, index in dir/index.db.
- * Removes temp files and unindexed files left by a crash. Caller closes with
- * vault_store_close(). */
+ * Indexes the deferred rows a crash left in the pending logs, then removes temp files and
+ * unindexed files. Starts the store's thread ("ward-vault"). Caller closes with
+ * vault_store_close(), which commits what is pending. */
 int vault_store_open(const char *dir, const struct vault_store_opts *opts, struct vault_store **out);
 void vault_store_close(struct vault_store *s);   /* accepts NULL */
 /* The directory fd (O_PATH) and its device and inode, for the guard's tamper check. */

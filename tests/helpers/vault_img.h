@@ -1,5 +1,5 @@
 /* vault_img.h: what the vault tests share: loop-mounted scratch filesystems under
- * /tmp/vlt/, file hashing, and real child processes (the test binary re-executed with an
+ * /tmp/vlt2/, file hashing, and real child processes (the test binary re-executed with an
  * operation, or /bin/sh) to play the untrusted writer. Header-only (static functions):
  * each test program includes it once. */
 #ifndef WARD_VAULT_IMG_H
@@ -20,7 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define VIMG_ROOT "/tmp/vlt"
+#define VIMG_ROOT "/tmp/vlt2"
 
 struct vimg {
 	char img[256], mnt[256];
@@ -132,7 +132,9 @@ static __attribute__((unused)) int vimg_wait(pid_t p)
 }
 
 /* Child operations shared by the tests: the untrusted writer's repertoire. Returns an
- * exit status; for "open" the errno of a failed open (0 on success). */
+ * exit status; for "open" the errno of a failed open (0 on success). "rdwr-wait" holds a
+ * file open for writing until the parent writes to the fifo a2 (vimg_fifo_ready, then
+ * vimg_fifo_go). */
 static __attribute__((unused)) int vimg_child(const char *op, const char *a1, const char *a2)
 {
 	if (strcmp(op, "open") == 0) {                 /* open a1 read-only */
@@ -178,6 +180,78 @@ static __attribute__((unused)) int vimg_child(const char *op, const char *a1, co
 		close(fd);
 		return w == (ssize_t)sizeof(b) ? 0 : 101;
 	}
+	if (strcmp(op, "read") == 0) {                 /* open a1 read-only and read it all */
+		int fd = open(a1, O_RDONLY);
+		if (fd < 0)
+			return 100;
+		char b[16384];
+		while (read(fd, b, sizeof(b)) > 0)
+			;
+		close(fd);
+		return 0;
+	}
+	if (strcmp(op, "read-unlink") == 0) {          /* read a1, then delete its name at once */
+		int fd = open(a1, O_RDONLY);
+		if (fd < 0)
+			return 100;
+		char b[16384];
+		while (read(fd, b, sizeof(b)) > 0)
+			;
+		close(fd);
+		return unlink(a1) == 0 ? 0 : 101;
+	}
+	if (strcmp(op, "rdwr-wait") == 0) {            /* open a1 O_RDWR, wait on fifo a2, write */
+		int fd = open(a1, O_RDWR);
+		if (fd < 0)
+			return 100;
+		int ff = open(a2, O_RDONLY);           /* the parent opens it once we hold fd */
+		char c;
+		if (ff < 0 || read(ff, &c, 1) != 1)
+			return 101;
+		close(ff);
+		char b[8192];
+		vimg_fill(b, sizeof(b), 13);
+		ssize_t w = pwrite(fd, b, sizeof(b), 0);
+		close(fd);
+		return w == (ssize_t)sizeof(b) ? 0 : 102;
+	}
+	if (strcmp(op, "truncate-path") == 0)          /* truncate(2) by name, no open */
+		return truncate(a1, strtol(a2, NULL, 0)) == 0 ? 0 : 100;
+	if (strcmp(op, "rdonly-trunc") == 0) {         /* O_RDONLY|O_TRUNC: Linux truncates */
+		int fd = open(a1, O_RDONLY | O_TRUNC);
+		if (fd < 0)
+			return 100;
+		close(fd);
+		return 0;
+	}
+	if (strcmp(op, "append") == 0) {               /* a2 appends of 100 bytes, one open */
+		int fd = open(a1, O_WRONLY | O_APPEND);
+		if (fd < 0)
+			return 100;
+		char b[100];
+		vimg_fill(b, sizeof(b), 21);
+		for (long i = 0; i < strtol(a2, NULL, 0); i++)
+			if (write(fd, b, sizeof(b)) != (ssize_t)sizeof(b))
+				return 101;
+		close(fd);
+		return 0;
+	}
 	return 126;
+}
+
+/* A "rdwr-wait" child: vimg_fifo_ready() returns (the fifo's write end) once the child
+ * holds its file open (it opens the fifo only after the file); vimg_fifo_go() lets it
+ * write. */
+static __attribute__((unused)) int vimg_fifo_ready(const char *fifo)
+{
+	return open(fifo, O_WRONLY);
+}
+
+static __attribute__((unused)) int vimg_fifo_go(int f)
+{
+	int rc = f >= 0 && write(f, "g", 1) == 1 ? 0 : -EIO;
+	if (f >= 0)
+		close(f);
+	return rc;
 }
 #endif

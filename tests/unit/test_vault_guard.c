@@ -260,6 +260,280 @@ out:
 	vimg_destroy(&im);
 }
 
+/* ---- the read fast path ---- */
+
+/* A version of path (any kind) whose content hashes to want, waiting up to 3 s for a
+ * deferred name link. */
+struct find_sha {
+	struct vault_store *s;
+	const char *path;
+	const uint8_t *want;
+	bool found;
+};
+
+static int find_sha_cb(void *ctx, const struct vault_version *v)
+{
+	struct find_sha *f = ctx;
+	if (v->path_len == strlen(f->path) && memcmp(v->path, f->path, v->path_len) == 0 &&
+	    version_sha_is(f->s, v->id, f->want))
+		f->found = true;
+	return 0;
+}
+
+static bool kept(struct vault_store *s, const char *path, const uint8_t want[32])
+{
+	for (int i = 0; i < 300; i++) {
+		struct find_sha f = {.s = s, .path = path, .want = want};
+		vault_store_list(s, path, strlen(path), 0, find_sha_cb, &f);
+		if (f.found)
+			return true;
+		usleep(10000);   /* waiting for a state (the link job), not asserting a time */
+	}
+	return false;
+}
+
+static off_t size_of(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 ? st.st_size : -1;
+}
+
+/* Reads become free under a lease, and nothing that can change a file escapes: a writer
+ * through a new open, a writer that held the file open before the reads, truncate(2) by
+ * name, O_RDONLY|O_TRUNC, an epoch change while a writer waits, a file deleted right after
+ * it was read; a trusted appender pays one round trip per open. */
+static void test_reads_free(void)
+{
+	enum { R_NEWOPEN, R_HELD, R_TRUNCATE, R_TRUNC_EPOCH, R_RDTRUNC, R_EPOCH, R_UNLINK, R_TRUSTED, R__N };
+	struct vimg im;
+	char f[R__N][512], vdir[512], fifo[512];
+	uint8_t sha[R__N][32];
+	if (vimg_make(&im, "fast", "ext4", 128)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	for (int i = 0; i < R__N; i++) {
+		char name[24];
+		snprintf(name, sizeof(name), "r%d.txt", i);
+		mkfile(im.mnt, name, 6000 + 100 * (size_t)i, 40 + (uint32_t)i, f[i], sizeof(f[i]), sha[i]);
+	}
+	snprintf(fifo, sizeof(fifo), VIMG_ROOT "/fast.fifo");   /* not on the guarded image */
+	unlink(fifo);
+	mkfifo(fifo, 0600);
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	struct vault_store *s = NULL;
+	struct vault_guard *g = NULL;
+	T_CHECK(vault_store_open(vdir, NULL, &s) == 0, "store");
+	struct vault_guard_fs fs = {.mount = im.mnt, .store = s};
+	struct vault_guard_opts o = {.trusted = trusted_by_comm};
+	int rc = vault_guard_start(&fs, 1, &o, &g);
+	T_CHECK(rc == 0, "guard start: %d", rc);
+	if (rc)
+		goto out;
+	struct vault_guard_stats gs = gstats(g);
+	T_CHECK(gs.bpf_intent && gs.leases && gs.tamper_group,
+		"eBPF intent %d, leases %d, vault group %d", gs.bpf_intent, gs.leases, gs.tamper_group);
+
+	/* 1. Read, read again: the reads cost nothing; a new open for writing is still saved. */
+	T_CHECK(vimg_wait(vimg_spawn("read", f[R_NEWOPEN], NULL)) == 0, "first reader");
+	uint64_t pre = gstats(g).pre_access;
+	for (int i = 0; i < 3; i++)
+		vimg_wait(vimg_spawn("read", f[R_NEWOPEN], NULL));
+	gs = gstats(g);
+	T_CHECK(gs.pre_access == pre && gs.reads_freed >= 1 && gs.leases_held >= 1,
+		"later reads raised no FAN_PRE_ACCESS (%llu), %llu freed, %llu leases",
+		(unsigned long long)(gs.pre_access - pre), (unsigned long long)gs.reads_freed,
+		(unsigned long long)gs.leases_held);
+	T_CHECK(gs.intent_bpf > 0 && gs.fast > 0, "intents from eBPF (%llu), answered by the reader (%llu)",
+		(unsigned long long)gs.intent_bpf, (unsigned long long)gs.fast);
+	T_CHECK(vimg_wait(vimg_spawn("pwrite", f[R_NEWOPEN], "0")) == 0, "then a writer opens it");
+	T_CHECK(kept(s, f[R_NEWOPEN], sha[R_NEWOPEN]), "reader then writer (new open): original saved");
+
+	/* 2. A writer holds the file open for writing; then reads; then it writes. */
+	pid_t w = vimg_spawn("rdwr-wait", f[R_HELD], fifo);
+	int ff = vimg_fifo_ready(fifo);
+	for (int i = 0; i < 2; i++)
+		vimg_wait(vimg_spawn("read", f[R_HELD], NULL));
+	vimg_fifo_go(ff);
+	T_CHECK(vimg_wait(w) == 0, "held writer wrote");
+	T_CHECK(kept(s, f[R_HELD], sha[R_HELD]),
+		"a write through an fd opened before the reads: original saved (no lease while it is open)");
+
+	/* 3. truncate(2) by name of a file whose reads are free: the lease trips, then saved. */
+	vimg_wait(vimg_spawn("read", f[R_TRUNCATE], NULL));
+	uint64_t lb = gstats(g).lease_breaks;
+	T_CHECK(vimg_wait(vimg_spawn("truncate-path", f[R_TRUNCATE], "100")) == 0 &&
+			size_of(f[R_TRUNCATE]) == 100,
+		"truncate(2) went through");
+	T_CHECK(gstats(g).lease_breaks > lb, "it broke ward's lease (%llu)",
+		(unsigned long long)(gstats(g).lease_breaks - lb));
+	T_CHECK(kept(s, f[R_TRUNCATE], sha[R_TRUNCATE]), "truncate(2) by name after reads: original saved");
+	/* The lease (and its mark) outlive an epoch change: a truncate(2) is still caught. */
+	vimg_wait(vimg_spawn("read", f[R_TRUNC_EPOCH], NULL));
+	uint64_t held = gstats(g).leases_held;
+	T_CHECK(vault_guard_new_epoch(g) == 0 && gstats(g).leases_held == held,
+		"leases kept across a new epoch (%llu)", (unsigned long long)held);
+	pre = gstats(g).pre_access;
+	vimg_wait(vimg_spawn("read", f[R_TRUNC_EPOCH], NULL));
+	T_CHECK(gstats(g).pre_access == pre, "reads still free in the new epoch");
+	T_CHECK(vimg_wait(vimg_spawn("truncate-path", f[R_TRUNC_EPOCH], "0")) == 0 &&
+			kept(s, f[R_TRUNC_EPOCH], sha[R_TRUNC_EPOCH]),
+		"truncate(2) after an epoch change: original saved");
+
+	/* 4. open(O_RDONLY|O_TRUNC) truncates: seen by its flags. */
+	vimg_wait(vimg_spawn("read", f[R_RDTRUNC], NULL));
+	T_CHECK(vimg_wait(vimg_spawn("rdonly-trunc", f[R_RDTRUNC], NULL)) == 0 && size_of(f[R_RDTRUNC]) == 0,
+		"O_RDONLY|O_TRUNC truncated");
+	T_CHECK(kept(s, f[R_RDTRUNC], sha[R_RDTRUNC]), "O_RDONLY|O_TRUNC: original saved");
+
+	/* 5. A writer opens, a new epoch starts, someone reads, then it writes. */
+	w = vimg_spawn("rdwr-wait", f[R_EPOCH], fifo);
+	ff = vimg_fifo_ready(fifo);
+	T_CHECK(vault_guard_new_epoch(g) == 0, "new epoch while a writer waits");
+	vimg_wait(vimg_spawn("read", f[R_EPOCH], NULL));
+	vimg_fifo_go(ff);
+	T_CHECK(vimg_wait(w) == 0, "waiting writer wrote");
+	T_CHECK(kept(s, f[R_EPOCH], sha[R_EPOCH]), "writer across an epoch change: original saved");
+
+	/* 6. Read and delete at once: the name link (or a copy from ward's fd) keeps it. */
+	T_CHECK(vimg_wait(vimg_spawn("read-unlink", f[R_UNLINK], NULL)) == 0 && size_of(f[R_UNLINK]) < 0,
+		"read then deleted");
+	T_CHECK(kept(s, f[R_UNLINK], sha[R_UNLINK]), "a file deleted right after its read is in the vault");
+
+	/* 7. A trusted appender: one round trip for the open, none for its 20 writes. */
+	pre = gstats(g).pre_access;
+	uint64_t tr = gstats(g).trusted;
+	T_CHECK(vimg_wait(vimg_spawn("trusted-append", f[R_TRUSTED], "20")) == 0, "trusted appends");
+	gs = gstats(g);
+	struct counts k = versions_of(s, f[R_TRUSTED]);
+	T_CHECK(gs.pre_access == pre && gs.trusted - tr == 1 && k.n[VAULT_KIND_COPY] == 0,
+		"trusted: %llu round trips for 1 open + 20 writes, nothing saved",
+		(unsigned long long)(gs.pre_access - pre + gs.trusted - tr));
+	T_CHECK(gs.fail_open == 0 && gs.save_failed == 0 && gs.timeouts == 0 && gs.unknown_intent == 0,
+		"no failures, no unknown intent");
+	printf("fast: %llu events, %llu by the reader, %llu freed inodes, %llu leases taken, %llu broken,"
+	       " %llu links (%llu copied)\n",
+	       (unsigned long long)gs.events, (unsigned long long)gs.fast,
+	       (unsigned long long)gs.reads_freed, (unsigned long long)gs.leases_taken,
+	       (unsigned long long)gs.lease_breaks, (unsigned long long)gs.linked,
+	       (unsigned long long)gs.links_copied);
+out:
+	vault_guard_stop(g);
+	vault_store_close(s);
+	unlink(fifo);
+	vimg_destroy(&im);
+}
+
+static bool blocked_in_fanotify(pid_t p);
+
+/* A deferred name link that runs after the file was written must not be taken (it would
+ * hold the new content under the old name, as the newest version): one worker, kept busy by
+ * a large O_TRUNC save while a file is read and then appended to. */
+static void test_late_link(void)
+{
+	struct vimg im;
+	char big[512], x[512], vdir[512];
+	uint8_t sx[32];
+	if (vimg_make(&im, "late", "ext4", 256)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	mkfile(im.mnt, "big.bin", 48 << 20, 71, big, sizeof(big), NULL);
+	mkfile(im.mnt, "x.txt", 3000, 72, x, sizeof(x), sx);
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	struct vault_store *s = NULL;
+	struct vault_guard *g = NULL;
+	vault_store_open(vdir, NULL, &s);
+	struct vault_guard_fs fs = {.mount = im.mnt, .store = s};
+	struct vault_guard_opts o = {.workers = 1};
+	int rc = vault_guard_start(&fs, 1, &o, &g);
+	T_CHECK(rc == 0, "guard with one worker: %d", rc);
+	if (rc)
+		goto out;
+	pid_t w = vimg_spawn("overwrite", big, NULL);      /* 48 MiB copy: the worker is busy */
+	for (int i = 0; i < 200 && gstats(g).saved_full == 0 && !blocked_in_fanotify(w); i++)
+		usleep(1000);
+	T_CHECK(vimg_wait(vimg_spawn("read", x, NULL)) == 0, "read (link queued)");
+	T_CHECK(vimg_wait(vimg_spawn("append", x, "3")) == 0, "then appended (saved by the reader)");
+	vimg_wait(w);
+	for (int i = 0; i < 300 && gstats(g).links_deferred > gstats(g).linked + gstats(g).links_changed; i++)
+		usleep(10000);   /* waiting for the link job to run */
+	struct vault_guard_stats gs = gstats(g);
+	struct counts k = versions_of(s, x);
+	T_CHECK(k.n[VAULT_KIND_COPY] == 1 && version_sha_is(s, k.last_id[VAULT_KIND_COPY], sx),
+		"the append saved the original");
+	T_CHECK(k.n[VAULT_KIND_LINK] == 0 || gs.links_changed == 0,
+		"no link of the written file (%d links, %llu skipped as changed)", k.n[VAULT_KIND_LINK],
+		(unsigned long long)gs.links_changed);
+	printf("late link: %llu deferred, %llu taken, %llu skipped as written since the open\n",
+	       (unsigned long long)gs.links_deferred, (unsigned long long)gs.linked,
+	       (unsigned long long)gs.links_changed);
+out:
+	vault_guard_stop(g);
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+/* Without eBPF and leases (older kernels, other arches, a second guard in the process): the
+ * /proc path decides, every read() is a round trip, and writes are saved just the same. */
+static void test_fallbacks(void)
+{
+	struct vimg im;
+	char a[512], b[512], c[512], vdir[512];
+	uint8_t sa[32], sb[32], sc[32];
+	if (vimg_make(&im, "fallback", "ext4", 128)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	mkfile(im.mnt, "a.txt", 5000, 61, a, sizeof(a), sa);
+	mkfile(im.mnt, "b.txt", 5000, 62, b, sizeof(b), sb);
+	mkfile(im.mnt, "c.txt", 5000, 63, c, sizeof(c), sc);
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	struct vault_store *s = NULL;
+	struct vault_guard *g = NULL;
+	vault_store_open(vdir, NULL, &s);
+	struct vault_guard_fs fs = {.mount = im.mnt, .store = s};
+	struct vault_guard_opts o = {.no_bpf = true, .lease_signal = -1};
+	int rc = vault_guard_start(&fs, 1, &o, &g);
+	T_CHECK(rc == 0, "guard without eBPF and leases: %d", rc);
+	if (rc)
+		goto out;
+	struct vault_guard_stats gs = gstats(g);
+	T_CHECK(!gs.bpf_intent && !gs.leases, "neither in use");
+	uint64_t pre = gs.pre_access;
+	vimg_wait(vimg_spawn("read", a, NULL));
+	vimg_wait(vimg_spawn("read", a, NULL));
+	gs = gstats(g);
+	T_CHECK(gs.pre_access - pre >= 2 && gs.intent_proc > 0 && gs.intent_bpf == 0,
+		"reads are round trips (%llu), intent from /proc (%llu)",
+		(unsigned long long)(gs.pre_access - pre), (unsigned long long)gs.intent_proc);
+	T_CHECK(vimg_wait(vimg_spawn("overwrite", a, NULL)) == 0 && kept(s, a, sa), "O_TRUNC saved");
+	vimg_wait(vimg_spawn("read", b, NULL));
+	T_CHECK(vimg_wait(vimg_spawn("truncate-path", b, "10")) == 0 && kept(s, b, sb),
+		"truncate(2) after reads saved (no ignore mark without a lease)");
+	vault_guard_stop(g);
+	g = NULL;
+
+	/* At most one lease: the second file's reads stay round trips, its writes are saved. */
+	struct vault_guard_opts o2 = {.max_leases = 1};
+	rc = vault_guard_start(&fs, 1, &o2, &g);
+	T_CHECK(rc == 0, "guard with max_leases 1: %d", rc);
+	if (rc)
+		goto out;
+	vimg_wait(vimg_spawn("read", a, NULL));
+	vimg_wait(vimg_spawn("read", c, NULL));
+	pre = gstats(g).pre_access;
+	vimg_wait(vimg_spawn("read", c, NULL));
+	gs = gstats(g);
+	T_CHECK(gs.leases_held == 1 && gs.pre_access > pre, "one lease held (%llu); c's reads are seen (%llu)",
+		(unsigned long long)gs.leases_held, (unsigned long long)(gs.pre_access - pre));
+	T_CHECK(vimg_wait(vimg_spawn("pwrite", c, "0")) == 0 && kept(s, c, sc), "c's write saved");
+out:
+	vault_guard_stop(g);
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
 /* ---- SIGKILL of the guard ---- */
 
 static bool hold_everyone(void *ctx, pid_t tid)
@@ -407,9 +681,9 @@ int main(int argc, char **argv)
 {
 	if (argc >= 4 && strcmp(argv[1], "guard") == 0)
 		return guard_child(argv[2], argv[3]);
-	if (argc >= 3 && strcmp(argv[1], "trusted-overwrite") == 0) {
+	if (argc >= 3 && strncmp(argv[1], "trusted-", 8) == 0) {
 		prctl(PR_SET_NAME, "wardtrusted");
-		return vimg_child("overwrite", argv[2], argv[3]);
+		return vimg_child(argv[1] + 8, argv[2], argv[3]);
 	}
 	if (argc >= 4)
 		return vimg_child(argv[1], argv[2], argv[3]);
@@ -418,6 +692,9 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	test_decisions();
+	test_reads_free();
+	test_late_link();
+	test_fallbacks();
 	test_full(VAULT_FAIL_OPEN);
 	test_full(VAULT_FAIL_CLOSED);
 	test_kill();
