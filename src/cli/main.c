@@ -1,13 +1,13 @@
 /* main.c: ward's command line. Parses the subcommand and its options, merges them over
  * the config file, and calls the module that does the work. The only place that exits. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -18,6 +18,7 @@
 #include "cli/cmd_ioc.h"
 #include "cli/cmd_scan.h"
 #include "daemon/daemon.h"
+#include "prevent/scanner.h"
 #include "prevent/stix.h"
 #include "response/recover.h"
 #include "detect/engine.h"
@@ -477,23 +478,14 @@ static int cmd_allow(struct cli *cl)
 /* sha256 of a file by path, "" when unreadable. */
 static void file_sha256(const char *path, char out[65])
 {
+	uint8_t sha256[32], sha1[20], md5[16];
 	out[0] = '\0';
-	FILE *f = fopen(path, "rbe");
-	if (!f)
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
 		return;
-	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	size_t n;
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
-		while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-			EVP_DigestUpdate(c, buf, n);
-		if (!ferror(f) && EVP_DigestFinal_ex(c, md, &mdlen) == 1)
-			for (unsigned i = 0; i < mdlen && i < 32; i++)
-				snprintf(out + 2 * i, 3, "%02x", md[i]);
-	}
-	EVP_MD_CTX_free(c);
-	fclose(f);
+	if (scanner_digest_fd(fd, 1ull << 32, sha256, sha1, md5) == 0)
+		scanner_hex(sha256, 32, out);
+	close(fd);
 }
 
 /* ward incident export ID: the incident as a STIX 2.1 bundle (stdout). The executable's

@@ -19,7 +19,6 @@
 #include <unistd.h>
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 
 #include "capture/proccache.h"
 #include "capture/sensor.h"
@@ -511,24 +510,14 @@ static const struct ward_proc *lookup_proc(void *ctx, pid_t pid)
 static void exe_sha256(pid_t pid, char out[65])
 {
 	char path[64];
-	unsigned char buf[65536], md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
+	uint8_t sha256[32], sha1[20], md5[16];
 	out[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1) {
-		ssize_t n;
-		bool ok = true;
-		while ((n = read(fd, buf, sizeof(buf))) > 0)
-			ok = ok && EVP_DigestUpdate(c, buf, (size_t)n) == 1;
-		if (ok && n == 0 && EVP_DigestFinal_ex(c, md, &mdlen) == 1)
-			for (unsigned i = 0; i < mdlen && i < 32; i++)
-				snprintf(out + 2 * i, 3, "%02x", md[i]);
-	}
-	EVP_MD_CTX_free(c);
+	if (scanner_digest_fd(fd, 1ull << 32, sha256, sha1, md5) == 0)
+		scanner_hex(sha256, 32, out);
 	close(fd);
 }
 

@@ -19,13 +19,12 @@ void ecs_boot_to_real(uint64_t boot_ns, int64_t *sec, long *nsec)
 	*nsec = (long)(v % 1000000000);
 }
 
-static void put_path(struct jsonw *w, const char *key, const char *hexkey, const char *p, size_t n,
-		     bool *needs_hex)
+/* Writes a path (lossy if it is not UTF-8) and tells whether its exact bytes need hex. */
+static void put_path(struct jsonw *w, const char *key, const char *p, size_t n, bool *needs_hex)
 {
 	jsonw_strn(w, key, p, n);
 	if (!jsonw_utf8_valid(p, n))
 		*needs_hex = true;
-	(void)hexkey;
 }
 
 void ecs_process(struct jsonw *w, const char *key, const struct ward_proc *p)
@@ -105,7 +104,7 @@ void ecs_event(struct jsonw *w, const struct ward_event *ev, const char *hostnam
 
 	if (ev->op != WOP_OVERFLOW) {
 		jsonw_obj_open(w, "file");
-		put_path(w, "path", NULL, ev->path, ev->path_len, &hex);
+		put_path(w, "path", ev->path, ev->path_len, &hex);
 		const char *slash = memrchr(ev->path, '/', ev->path_len);
 		if (slash) {
 			size_t dl = (size_t)(slash - ev->path);
@@ -128,7 +127,7 @@ void ecs_event(struct jsonw *w, const struct ward_event *ev, const char *hostnam
 	if (ev->old_path_len || hex) {
 		jsonw_obj_open(w, "file");
 		if (ev->old_path_len) {
-			put_path(w, "old_path", NULL, ev->old_path, ev->old_path_len, &old_hex);
+			put_path(w, "old_path", ev->old_path, ev->old_path_len, &old_hex);
 			if (old_hex)
 				jsonw_hex(w, "old_path_hex", ev->old_path, ev->old_path_len);
 		}
