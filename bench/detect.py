@@ -298,7 +298,9 @@ def table(title, rows):
               + (f"median {statistics.median(ms):.1f} ms, worst {max(ms):.1f} ms" if ms else "-"))
     if work:
         fa = sum(1 for r in work if r["incidents"])
-        print(f"workloads: {fa}/{len(work)} with a false alarm")
+        broke = [r["name"] for r in work if r["rc"] != 0]
+        print(f"workloads: {fa}/{len(work)} with a false alarm, {len(broke)}/{len(work)} failed under ward"
+              + (f" ({', '.join(broke)}: non-zero exit)" if broke else ""))
     ovf = sum(r.get("overflows", 0) or 0 for r in rows)
     if ovf:
         print(f"(kernel queue overflows during the runs: {ovf})")

@@ -673,12 +673,16 @@ int sensor_process(struct sensor *s)
 	uint64_t before = s->st.events;
 	/* Bounded per call so that control requests and signals are served under a flood. */
 	for (int round = 0; round < 64; round++) {
+		struct timespec mono;
+		clock_gettime(CLOCK_MONOTONIC, &mono);
 		ssize_t len = read(s->fan_fd, s->buf, s->buflen);
 		if (len < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN)
+			if (errno == EAGAIN) {
+				s->st.drained_ns = (uint64_t)mono.tv_sec * 1000000000ull + (uint64_t)mono.tv_nsec;
 				break;
+			}
 			return -errno;
 		}
 		if (len == 0)

@@ -33,6 +33,8 @@ struct sensor_stats {
 	uint64_t by_op[WOP__COUNT];
 	uint64_t dircache_entries;
 	uint64_t proc_entries;
+	uint64_t drained_ns;    /* CLOCK_MONOTONIC just before the last read that found the
+				   queue empty: every event queued before then has been handled */
 };
 
 struct sensor;

@@ -37,6 +37,7 @@
 #include "prevent/ioc.h"
 #include "prevent/scanner.h"
 #include "response/incident.h"
+#include "response/pause.h"
 #include "response/recover.h"
 #include "vault/guard.h"
 #include "response/response.h"
@@ -105,7 +106,40 @@ struct daemon {
 	struct tracked *tracked[TRACKED];
 	struct metrics_registry *metrics;
 	struct metrics_server *metrics_srv;
+	struct pause_set pauses;      /* suspects paused while their queued events are judged */
 };
+
+#define PAUSE_MAX_NS (250ull * 1000000ull) /* a flood must not hold an innocent process */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The engine's first strong indicator for a process below the threshold (protect mode):
+ * pause it until the events it already caused are judged (see response/pause.c). */
+static void on_suspect(const struct suspect *s, void *ctx)
+{
+	struct daemon *d = ctx;
+	uint64_t now = mono_ns();
+	int rc = pause_add(&d->pauses, s->pid, s->start_ns, now);
+	if (rc < 0)
+		log_debug("pause of pid %d: %s", (int)s->pid, strerror(-rc));
+	else if (rc > 0)
+		log_debug("pid %d paused while its events are judged (%s: %s)", (int)s->pid, s->why->indicator,
+			  s->why->path);
+	/* Its parent too, when that is a program driving it (a shell loop starting one
+	 * encryptor per file, a process forking a worker per file): otherwise the next child
+	 * starts while this one waits. Not when the parent is a service or session root (its
+	 * own parent is init: smbd, sshd, cron serve other clients) or ward itself. */
+	const struct ward_proc *p = sensor_proc(d->sensor, s->pid);
+	pid_t pp = p && p->known ? p->ppid : 0;
+	const struct ward_proc *pr = pp > 1 ? sensor_proc(d->sensor, pp) : NULL;
+	if (pr && pr->known && pr->ppid > 1 && pp != getpid() && !pr->exit_ns)
+		pause_add(&d->pauses, pp, pr->start_ns, now);
+}
 
 /* One alert in the configured format to every alert sink (never blocks: queued). */
 static void emit_alert(struct daemon *d, const struct alert_view *v, int level, const char *title, double score)
@@ -553,6 +587,9 @@ static void on_detect(const struct detection *det, void *ctx)
 		else
 			response_stop_tree(det->pid, det->start_ns, set);
 		d->n_stopped += (uint64_t)set->n;
+		/* stopped for good now: a pause must not resume them */
+		for (int i = 0; i < set->n; i++)
+			pause_forget(&d->pauses, set->pid[i]);
 	}
 	incident_new_id(inc.id, now_ns);
 	inc.created_ns = now_ns;
@@ -836,6 +873,8 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 		jsonw_bool(&w, "detecting", d->engine != NULL);
 		jsonw_uint(&w, "incidents", d->n_incidents);
 		jsonw_uint(&w, "processes_stopped", d->n_stopped);
+		jsonw_uint(&w, "suspects_paused", d->pauses.paused);
+		jsonw_uint(&w, "suspects_resumed", d->pauses.resumed);
 		jsonw_bool(&w, "vault", d->vguard != NULL);
 		if (d->vguard) {
 			struct vault_guard_stats vs;
@@ -959,7 +998,8 @@ int daemon_run(const struct daemon_opts *o)
 	if (c->detect) {
 		struct engine_cfg ec = {.threshold = c->threshold, .half_life_s = c->half_life_s,
 					.allow_exe = (const char *const *)c->allow_exe, .nallow = c->nallow,
-					.lookup = lookup_proc, .lookup_ctx = &d, .on_detect = on_detect, .ctx = &d};
+					.lookup = lookup_proc, .lookup_ctx = &d, .on_detect = on_detect, .ctx = &d,
+					.on_suspect = c->mode == WARD_MODE_PROTECT ? on_suspect : NULL};
 		if ((rc = engine_create(&d.engine, &ec))) {
 			log_err("detector: %s", strerror(-rc));
 			goto out;
@@ -1094,6 +1134,7 @@ int daemon_run(const struct daemon_opts *o)
 				uint64_t x;
 				if (read(tfd, &x, sizeof(x)) > 0) {
 					sensor_housekeep(d.sensor);
+					pause_release(&d.pauses, 0, mono_ns(), PAUSE_MAX_NS);
 					if (d.engine) {
 						struct timespec ts;
 						clock_gettime(CLOCK_REALTIME, &ts);
@@ -1129,6 +1170,11 @@ int daemon_run(const struct daemon_opts *o)
 				log_err("reading events: %s", strerror(-rc));
 				goto out;
 			}
+			if (d.pauses.n) {
+				struct sensor_stats st;
+				sensor_stats(d.sensor, &st);
+				pause_release(&d.pauses, st.drained_ns, mono_ns(), PAUSE_MAX_NS);
+			}
 			if (o->events_out)
 				fflush(o->events_out);
 			if (d.events_file)
@@ -1152,6 +1198,7 @@ out:
 	if (ep >= 0)
 		close(ep);
 	control_close(d.ctl);
+	pause_release_all(&d.pauses);
 	sensor_close(d.sensor);
 	for (int i = 0; i < KEPT_MAX; i++)
 		if (d.kept[i]) {

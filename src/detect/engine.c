@@ -44,9 +44,10 @@
  * directory). No indicator looks at particular names, extensions or note texts: only at
  * whether a format parses, whether an extension is one of the real formats', whether one
  * name is part of another, and at repetition. A destroyed file (the four content indicators
- * on an existing file, delete.original) and the first repeated note are strong: on_suspect
- * is called for the process, so that a daemon may pause it while its queued events are
- * judged.
+ * on an existing file, delete.original) and a repeated note are strong: on_suspect is
+ * called for the process each time one fires below the threshold (and at a note name's
+ * second sighting, which scores nothing), so that a daemon may pause it while its queued
+ * events are judged.
  *
  * Memory. What the engine knows of a file (created when, ciphertext or not, what its name
  * promised) is kept per path, for every process: in a shell loop `openssl enc` writes the
@@ -165,7 +166,6 @@ struct actor {
 	uint64_t key;
 	bool is_exe;             /* an executable-level actor (key = exe path hash) */
 	bool detected;           /* fired: its still-queued events change nothing */
-	bool suspected;          /* on_suspect was called for this process */
 	pid_t pid;
 	uint64_t start_ns;
 	pid_t ppid;
@@ -615,6 +615,8 @@ struct pending {
 	struct evidence ev[8];
 	int n;
 	bool strong;             /* a file's content was destroyed */
+	bool early;              /* no points yet, but worth a pause (a name's second sighting) */
+	struct evidence early_ev;
 };
 
 static void hit(struct pending *pd, enum ind i, const char *path, size_t len, uint64_t now,
@@ -716,7 +718,15 @@ static void note_check(struct engine *e, struct actor *s, const struct ward_even
 	if (n->ndirs < NOTE_DIRS)
 		n->dirs[n->ndirs] = dh;
 	n->ndirs++;
-	if (n->ndirs == 3) {
+	if (n->ndirs == 2) {
+		/* Scores nothing, but notes are written hundreds a second: a pause now keeps the
+		 * writer from covering the tree while the next sightings are judged. */
+		struct pending one = {0};
+		hit(&one, IND_NOTE, ev->path, ev->path_len, now, "same new file name and size in 2 existing directories", 0);
+		pd->early_ev = one.ev[0];
+		pd->early_ev.points = 0;
+		pd->early = true;
+	} else if (n->ndirs == 3) {
 		hit(pd, IND_NOTE, ev->path, ev->path_len, now, "same new file name and size in 3 existing directories", 0);
 		pd->strong = true;
 	}
@@ -1043,8 +1053,15 @@ void engine_event(struct engine *e, const struct ward_event *ev)
 				add_file(nodes[i], ev->old_path, ev->old_path_len, oh);
 		}
 	}
-	if (pd.n == 0)
+	if (pd.n == 0) {
+		if (pd.early && e->cfg.on_suspect) {
+			e->st.suspects++;
+			struct suspect sp = {.pid = p->pid, .start_ns = p->start_ns, .score = nodes[0]->score,
+					     .why = &pd.early_ev};
+			e->cfg.on_suspect(&sp, e->cfg.ctx);
+		}
 		return;
+	}
 	e->st.scored++;
 
 	uint32_t points = 0;
@@ -1090,14 +1107,14 @@ void engine_event(struct engine *e, const struct ward_event *ev)
 		}
 		return;
 	}
-	if (pd.strong && !nodes[0]->suspected && e->cfg.on_suspect) {
-		nodes[0]->suspected = true;
+	if ((pd.strong || pd.early) && e->cfg.on_suspect) {
 		e->st.suspects++;
 		double top = 0;
 		for (int i = 0; i < n; i++)
 			if (nodes[i]->score > top)
 				top = nodes[i]->score;
-		struct suspect s = {.pid = p->pid, .start_ns = p->start_ns, .score = top, .why = &pd.ev[0]};
+		struct suspect s = {.pid = p->pid, .start_ns = p->start_ns, .score = top,
+				    .why = pd.strong && pd.n ? &pd.ev[0] : &pd.early_ev};
 		e->cfg.on_suspect(&s, e->cfg.ctx);
 	}
 }

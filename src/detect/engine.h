@@ -42,8 +42,8 @@ struct detection {
 	int ncontributors;
 };
 
-/* A process that just destroyed a file's content (its first strong indicator) without its
- * actor reaching the threshold yet. */
+/* A process that just destroyed a file's content (a strong indicator) without its actor
+ * reaching the threshold yet. */
 struct suspect {
 	pid_t pid;
 	uint64_t start_ns;
@@ -61,8 +61,9 @@ struct engine_cfg {
 	/* Called once per actor when its score reaches the threshold. */
 	void (*on_detect)(const struct detection *d, void *ctx);
 	void *ctx;
-	/* Optional (NULL: not used). Called once per process, with ctx, when it destroys its
-	 * first file below the threshold. A daemon in protect mode may pause the process
+	/* Optional (NULL: not used). Called, with ctx, each time a process below the threshold
+	 * destroys a file (or writes a new file whose name and size it already wrote in
+	 * another directory). A daemon in protect mode may pause the process
 	 * (SIGSTOP) so that it cannot go on while the events it already caused, still queued,
 	 * are judged; once its queue is drained (and on_detect was not called for the process
 	 * or a tree holding it) it resumes it (SIGCONT). */

@@ -159,7 +159,9 @@ with loopfs("ext4", 512) as mnt:
     c.check(all(not i.get("stopped_pids") for i in incs), "monitor: nothing stopped")
 
 # --- ordinary work raises nothing ---
-for work in ("rsync-copy.sh", "sed-inplace.sh"):
+# (gzip and tar also prove the vault changes nothing they can see: gzip refuses a file with
+# a second hard link, tar complains when a file's ctime moves while it reads it)
+for work in ("rsync-copy.sh", "sed-inplace.sh", "logrotate-gzip.sh", "archive-tree.sh"):
     with loopfs("ext4", 512) as mnt:
         s = Scenario(mnt, CANARY)
         p = subprocess.run([os.path.join(CORPUS, "work", work), s.root], capture_output=True, text=True, timeout=120)
@@ -168,6 +170,30 @@ for work in ("rsync-copy.sh", "sed-inplace.sh"):
         s.stop()
         c.check(p.returncode == 0, f"{work}: ran", p.stderr[-300:])
         c.check(incs == [], f"{work}: no incident", str([i.get("evidence", [])[:2] for i in incs])[:400])
+
+# --- a suspect is paused while its queued events are judged, then resumed ---
+# One file destroyed is below the threshold: the writer is paused (SIGSTOP) until ward has
+# read everything it did, then resumed, and it finishes as if nothing happened. setsid: a
+# process with a controlling terminal is never paused (job control would notice).
+with loopfs("ext4", 512) as mnt:
+    s = Scenario(mnt, NO_CANARY)
+    victim = next(os.path.join(dp, f) for dp, _, fs in sorted(os.walk(s.root)) for f in sorted(fs)
+                  if f.endswith(".pdf"))
+    done = os.path.join(s.dir, "finished")
+    script = (f"import os, time\nf = open({victim!r}, 'r+b')\nf.write(os.urandom(os.path.getsize({victim!r})))\n"
+              f"f.close()\ntime.sleep(1.5)\nopen({done!r}, 'w').write('ok')\n")
+    p = subprocess.run(["setsid", "-w", sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    s.settle()
+    st = json.loads(subprocess.run([WARD, "status", "--state", s.state, "--json"], capture_output=True,
+                                   text=True).stdout or "{}")
+    incs = s.incidents()
+    s.stop()
+    c.check(p.returncode == 0 and os.path.exists(done), "pause: the writer of one destroyed file finished",
+            f"exit {p.returncode} {p.stderr[-200:]}")
+    c.check(st.get("suspects_paused", 0) >= 1, "pause: it was paused", str(st.get("suspects_paused")))
+    c.check(st.get("suspects_resumed", 0) == st.get("suspects_paused", -1), "pause: every pause was resumed",
+            f"{st.get('suspects_resumed')} of {st.get('suspects_paused')}")
+    c.check(incs == [], "pause: one file is no incident", str(len(incs)))
 
 # --- action = stop, then ward allow: resumed, finishes, allow-listed ---
 with loopfs("ext4", 512) as mnt:

@@ -391,7 +391,8 @@ static void on_suspect(const struct suspect *s, void *ctx)
 {
 	struct result *r = ctx;
 	r->suspects++;
-	note_ind(r, s->why->indicator);
+	if (s->why->points) /* a name's second sighting scores nothing: not evidence */
+		note_ind(r, s->why->indicator);
 }
 
 /* Indicators that were scored but did not lead to a detection are read back by feeding a
@@ -484,8 +485,8 @@ static void run_case(const struct scenario *sc)
 	engine_destroy(e);
 }
 
-/* The pause hook: called once for the first destroyed file of a process, never for ordinary
- * writes, never once the process is detected. */
+/* The pause hook: called for a destroyed file of a process below the threshold, never for
+ * ordinary writes, never once the process is detected. */
 static void test_suspect(void)
 {
 	struct result r = {0};
@@ -513,6 +514,28 @@ static void test_suspect(void)
 	engine_stats(e, &st);
 	T_CHECK(st.suspects == 1 && st.detections == 1 && st.events == 3, "stats %llu %llu %llu",
 		(unsigned long long)st.suspects, (unsigned long long)st.detections, (unsigned long long)st.events);
+	engine_destroy(e);
+	/* a new text file of one name and size in a second existing directory: a pause, no
+	 * points; a third directory scores */
+	r = (struct result){0};
+	T_CHECK(engine_create(&e, &cfg) == 0, "create");
+	const char *notes[] = {"/s/a/READ.txt", "/s/b/READ.txt", "/s/c/READ.txt"};
+	for (int i = 0; i < 3; i++) {
+		for (int op = 0; op < 2; op++) { /* made, then written */
+			memset(&ev, 0, offsetof(struct ward_event, path));
+			ev.ts.tv_sec = 1700000100;
+			ev.op = op ? WOP_CLOSE_WRITE : WOP_CREATE;
+			ev.proc = &procs[P_ENC];
+			ev.size = op ? 377 : 0;
+			if (op)
+				ev.content = content_of(C_TEXT);
+			snprintf(ev.path, sizeof(ev.path), "%s", notes[i]);
+			ev.path_len = strlen(ev.path);
+			engine_event(e, &ev);
+		}
+		T_CHECK(r.suspects == i, "note in %d directories: %d suspect call(s)", i + 1, r.suspects);
+	}
+	T_CHECK(r.detections == 0, "three notes alone detect nothing (%d)", r.detections);
 	engine_destroy(e);
 }
 
