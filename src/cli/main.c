@@ -96,6 +96,8 @@ struct cli {
 	const char *path;
 	int64_t before_ns;
 	char *pos[8]; /* positional arguments */
+	const char *config_path;
+	unsigned cli_set; /* DAEMON_CLI_*: what options set over the file */
 	int npos;
 };
 
@@ -113,11 +115,13 @@ static int parse(struct cli *cl, int argc, char **argv)
 		else if (c == OPT_STATE)
 			state = optarg;
 	}
+	cl->config_path = config;
 	if (config && config_load_file(&cl->cfg, config, err, sizeof(err))) {
 		fprintf(stderr, "ward: %s\n", err);
 		return EXIT_USAGE;
 	}
 	if (state) {
+		cl->cli_set |= DAEMON_CLI_STATE;
 		if (state[0] == '\0') {
 			fprintf(stderr, "ward: %s: --state needs a directory\n", cl->cmd);
 			return EXIT_USAGE;
@@ -135,18 +139,21 @@ static int parse(struct cli *cl, int argc, char **argv)
 		case OPT_CONFIG:
 			break;
 		case OPT_WATCH:
+			cl->cli_set |= DAEMON_CLI_WATCH;
 			if (config_add_watch(&cl->cfg, optarg, err, sizeof(err))) {
 				fprintf(stderr, "ward: %s: %s\n", cl->cmd, err);
 				return EXIT_USAGE;
 			}
 			break;
 		case OPT_EXCLUDE:
+			cl->cli_set |= DAEMON_CLI_WATCH;
 			if (config_add_exclude(&cl->cfg, optarg, err, sizeof(err))) {
 				fprintf(stderr, "ward: %s: %s\n", cl->cmd, err);
 				return EXIT_USAGE;
 			}
 			break;
 		case OPT_MODE:
+			cl->cli_set |= DAEMON_CLI_MODE;
 			if (config_parse_mode(optarg, &cl->cfg.mode)) {
 				fprintf(stderr, "ward: %s: --mode must be protect or monitor, not \"%s\"\n",
 					cl->cmd, optarg);
@@ -154,6 +161,7 @@ static int parse(struct cli *cl, int argc, char **argv)
 			}
 			break;
 		case OPT_LOG:
+			cl->cli_set |= DAEMON_CLI_LOG;
 			if (config_parse_log_level(optarg, &cl->cfg.log_level)) {
 				fprintf(stderr, "ward: %s: --log-level must be error, warning, notice, info or debug\n",
 					cl->cmd);
@@ -161,12 +169,14 @@ static int parse(struct cli *cl, int argc, char **argv)
 			}
 			break;
 		case OPT_NOBPF:
+			cl->cli_set |= DAEMON_CLI_FEATURES;
 			cl->cfg.no_bpf = true;
 			break;
 		case OPT_JSON:
 			cl->json = true;
 			break;
 		case OPT_SENSOR_ONLY:
+			cl->cli_set |= DAEMON_CLI_FEATURES;
 			cl->cfg.detect = false;
 			cl->cfg.prevent = false;
 			cl->cfg.vault = false;
@@ -215,6 +225,7 @@ static int parse(struct cli *cl, int argc, char **argv)
 				fprintf(stderr, "ward: %s: --events-file needs an absolute path\n", cl->cmd);
 				return EXIT_USAGE;
 			}
+			cl->cli_set |= DAEMON_CLI_EVENTS;
 			snprintf(cl->cfg.events_file, sizeof(cl->cfg.events_file), "%s", optarg);
 			break;
 		case 'h':
@@ -254,7 +265,9 @@ static int run_daemon(struct cli *cl, FILE *out, bool control, bool inspect)
 		fprintf(stderr, "ward: %s: %s\n", cl->cmd, err);
 		return EXIT_USAGE;
 	}
-	struct daemon_opts o = {.cfg = &cl->cfg, .events_out = out, .control = control, .inspect = inspect, .what = cl->cmd};
+	/* trace and record have no reload: their configuration is their command line */
+	struct daemon_opts o = {.cfg = &cl->cfg, .config_path = control ? cl->config_path : NULL,
+				.cli = cl->cli_set | (cl->cfg.detect ? 0u : DAEMON_CLI_FEATURES), .events_out = out, .control = control, .inspect = inspect, .what = cl->cmd};
 	return daemon_run(&o) ? 1 : 0;
 }
 

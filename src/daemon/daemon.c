@@ -123,6 +123,8 @@ static uint64_t mono_ns(void)
 static void on_suspect(const struct suspect *s, void *ctx)
 {
 	struct daemon *d = ctx;
+	if (d->o->cfg->mode != WARD_MODE_PROTECT)
+		return; /* monitor mode (also after a reload) touches nothing */
 	uint64_t now = mono_ns();
 	int rc = pause_add(&d->pauses, s->pid, s->start_ns, now);
 	if (rc < 0)
@@ -139,6 +141,38 @@ static void on_suspect(const struct suspect *s, void *ctx)
 	const struct ward_proc *pr = pp > 1 ? sensor_proc(d->sensor, pp) : NULL;
 	if (pr && pr->known && pr->ppid > 1 && pp != getpid() && !pr->exit_ns)
 		pause_add(&d->pauses, pp, pr->start_ns, now);
+}
+
+/* The alert sinks a configuration asks for: the rotated JSON file and, optionally, syslog.
+ * 0 or -errno (logged). */
+static int open_alerts(const struct ward_config *c, const char *hostname, struct sink_set **out)
+{
+	char apath[CONFIG_PATH_MAX + 32];
+	struct sink_set *set = NULL;
+	int rc;
+	if (c->alerts_file[0])
+		snprintf(apath, sizeof(apath), "%s", c->alerts_file);
+	else
+		snprintf(apath, sizeof(apath), "%s/alerts.json", c->state_dir);
+	if ((rc = sink_set_create(&set)) || (rc = sink_add_file(set, apath, c->alerts_max_bytes, 5))) {
+		log_err("alerts file %s: %s", apath, strerror(-rc));
+		goto fail;
+	}
+	sink_set_drop_counter(set, &ward_metrics.sink_drops);
+	if (c->syslog_transport >= 0) {
+		struct syslog_cfg sy = {.transport = (enum syslog_transport)c->syslog_transport,
+					.address = c->syslog_address[0] ? c->syslog_address : NULL,
+					.hostname = hostname};
+		if ((rc = sink_add_syslog(set, &sy))) {
+			log_err("syslog %s: %s", c->syslog_address[0] ? c->syslog_address : "/dev/log", strerror(-rc));
+			goto fail;
+		}
+	}
+	*out = set;
+	return 0;
+fail:
+	sink_set_destroy(set);
+	return rc;
 }
 
 /* One alert in the configured format to every alert sink (never blocks: queued). */
@@ -531,6 +565,183 @@ static void reload_prevention(struct daemon *d)
 	pthread_mutex_unlock(&d->ioc_lock);
 	scanner_invalidate(d->scanner);
 	log_info("SIGHUP: rules and indicators reloaded (%lld sha256 indicators)", (long long)ioc_count(d->ioc, IOC_SHA256));
+}
+
+static void load_allow(struct daemon *d);
+
+static void *destroy_sinks(void *set)
+{
+	sink_set_destroy(set); /* lets queues drain for a while: never in the event loop */
+	return NULL;
+}
+
+static bool same_list(char *const *a, int na, char *const *b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]))
+			return false;
+	return true;
+}
+
+/* Moves a list from the new configuration into the running one; the old goes to n and is
+ * freed with it. */
+static void take_list(char **dst, int *ndst, char **src, int *nsrc)
+{
+	for (int i = 0; i < CONFIG_MAX_LIST; i++) {
+		char *t = dst[i];
+		dst[i] = src[i];
+		src[i] = t;
+	}
+	int t = *ndst;
+	*ndst = *nsrc;
+	*nsrc = t;
+}
+
+/* SIGHUP: re-reads the configuration file. Everything is validated first: a file with an
+ * error changes nothing. Keys the running sensor, vault or guard were built from need a
+ * restart and are named; the others take effect now. Events keep flowing meanwhile: this
+ * runs between two reads of the queue, and permission events are answered by the guards'
+ * own threads. */
+static void reload_config(struct daemon *d)
+{
+	struct ward_config *c = d->o->cfg, n;
+	const char *path = d->o->config_path;
+	char err[640];
+	if (!path) {
+		log_info("SIGHUP: started without --config: no configuration file to re-read");
+		return;
+	}
+	config_init(&n);
+	if (config_load_file(&n, path, err, sizeof(err))) {
+		log_err("SIGHUP: %s; the running configuration is kept", err);
+		goto out;
+	}
+	unsigned cli = d->o->cli;
+	/* what needs a restart: said, not applied */
+	char later[512] = "";
+	size_t ll = 0;
+#define LATER(cond, key)                                                                        \
+	do {                                                                                    \
+		if ((cond) && ll < sizeof(later) - 32)                                          \
+			ll += (size_t)snprintf(later + ll, sizeof(later) - ll, "%s%s", ll ? ", " : "", key); \
+	} while (0)
+	if (!(cli & DAEMON_CLI_WATCH)) {
+		LATER(!same_list(c->watch, c->nwatch, n.watch, n.nwatch), "[ward] watch");
+		LATER(!same_list(c->exclude, c->nexclude, n.exclude, n.nexclude), "[ward] exclude");
+	}
+	if (!(cli & DAEMON_CLI_STATE)) {
+		LATER(strcmp(c->state_dir, n.state_dir), "[ward] state_dir");
+		LATER(strcmp(c->runtime_dir, n.runtime_dir), "[ward] runtime_dir");
+	}
+	if (!(cli & DAEMON_CLI_FEATURES)) {
+		LATER(c->no_bpf != n.no_bpf, "[sensor] ebpf");
+		LATER(c->detect != n.detect, "[detect] enabled");
+		LATER(c->prevent != n.prevent, "[prevent] enabled");
+		LATER(c->vault != n.vault, "[vault] enabled");
+	}
+	LATER(c->unlimited_queue != n.unlimited_queue, "[sensor] unlimited_queue");
+	LATER(c->proc_grace_s != n.proc_grace_s, "[sensor] process_grace");
+	LATER(c->canaries != n.canaries || c->canary_depth != n.canary_depth ||
+	      !same_list(c->canary_names, c->ncanary_names, n.canary_names, n.ncanary_names), "[canary]");
+	LATER(!same_list(c->exec_paths, c->nexec_paths, n.exec_paths, n.nexec_paths), "[prevent] exec_path");
+	LATER(strcmp(c->vault_dir, n.vault_dir) || c->vault_max_bytes != n.vault_max_bytes ||
+	      c->vault_max_age_s != n.vault_max_age_s || c->vault_fail_closed != n.vault_fail_closed ||
+	      c->vault_large_bytes != n.vault_large_bytes, "[vault]");
+	LATER(strcmp(c->metrics_listen, n.metrics_listen), "[output] metrics");
+#undef LATER
+	if (ll)
+		log_warn("SIGHUP: %s: changed %s; this takes effect at the next restart", path, later);
+
+	/* what takes effect now */
+	int changed = 0;
+	if (!(cli & DAEMON_CLI_MODE) && n.mode != c->mode) {
+		c->mode = n.mode;
+		log_warn("SIGHUP: mode is now %s", c->mode == WARD_MODE_PROTECT ? "protect" : "monitor");
+		changed++;
+	}
+	if (!(cli & DAEMON_CLI_LOG) && n.log_level != c->log_level) {
+		c->log_level = ward_log_level = n.log_level;
+		changed++;
+	}
+	if (n.kill != c->kill) {
+		c->kill = n.kill;
+		changed++;
+	}
+	if (n.threshold != c->threshold || n.half_life_s != c->half_life_s) {
+		c->threshold = n.threshold;
+		c->half_life_s = n.half_life_s;
+		if (d->engine)
+			engine_set_tuning(d->engine, c->threshold, c->half_life_s);
+		changed++;
+	}
+	if (!same_list(c->allow_exe, c->nallow, n.allow_exe, n.nallow)) {
+		take_list(c->allow_exe, &c->nallow, n.allow_exe, &n.nallow);
+		/* the allow-list is the file's plus what `ward allow` added (allow.list) */
+		if (d->engine)
+			engine_allow_clear(d->engine);
+		pthread_mutex_lock(&d->allow_lock);
+		for (int i = 0; i < d->nallow; i++)
+			free(d->allow[i]);
+		d->nallow = 0;
+		pthread_mutex_unlock(&d->allow_lock);
+		for (int i = 0; i < c->nallow; i++)
+			allow_add(d, c->allow_exe[i]);
+		if (d->o->control)
+			load_allow(d);
+		changed++;
+	}
+	if (!same_list(c->rules, c->nrules, n.rules, n.nrules)) {
+		take_list(c->rules, &c->nrules, n.rules, &n.nrules);
+		changed++; /* loaded by reload_prevention */
+	}
+	if (strcmp(c->feeds_dir, n.feeds_dir)) {
+		snprintf(c->feeds_dir, sizeof(c->feeds_dir), "%s", n.feeds_dir);
+		changed++;
+	}
+	if (!(cli & DAEMON_CLI_EVENTS) && strcmp(c->events_file, n.events_file)) {
+		FILE *nf = n.events_file[0] ? fopen(n.events_file, "ae") : NULL;
+		if (n.events_file[0] && !nf) {
+			log_err("SIGHUP: events_file %s: %s; the old one is kept", n.events_file, strerror(errno));
+		} else {
+			if (d->events_file)
+				fclose(d->events_file);
+			d->events_file = nf;
+			snprintf(c->events_file, sizeof(c->events_file), "%s", n.events_file);
+			changed++;
+		}
+	}
+	if (d->alerts && (strcmp(c->alerts_file, n.alerts_file) || c->alerts_max_bytes != n.alerts_max_bytes ||
+			  c->alerts_ocsf != n.alerts_ocsf || c->syslog_transport != n.syslog_transport ||
+			  strcmp(c->syslog_address, n.syslog_address))) {
+		struct ward_config t = *c; /* only the output keys are read */
+		snprintf(t.alerts_file, sizeof(t.alerts_file), "%s", n.alerts_file);
+		snprintf(t.syslog_address, sizeof(t.syslog_address), "%s", n.syslog_address);
+		t.alerts_max_bytes = n.alerts_max_bytes;
+		t.syslog_transport = n.syslog_transport;
+		struct sink_set *ns = NULL;
+		if (open_alerts(&t, d->hostname, &ns) == 0) {
+			struct sink_set *old = d->alerts;
+			pthread_t th;
+			d->alerts = ns;
+			if (pthread_create(&th, NULL, destroy_sinks, old) == 0)
+				pthread_detach(th);
+			else
+				sink_set_destroy(old);
+			snprintf(c->alerts_file, sizeof(c->alerts_file), "%s", n.alerts_file);
+			snprintf(c->syslog_address, sizeof(c->syslog_address), "%s", n.syslog_address);
+			c->alerts_max_bytes = n.alerts_max_bytes;
+			c->syslog_transport = n.syslog_transport;
+			c->alerts_ocsf = n.alerts_ocsf;
+			changed++;
+		} else {
+			log_err("SIGHUP: the new alert outputs could not be opened; the old ones are kept");
+		}
+	}
+	log_info("SIGHUP: %s re-read: %d change(s) applied", path, changed);
+out:
+	config_free(&n);
 }
 
 static const struct ward_proc *lookup_proc(void *ctx, pid_t pid)
@@ -999,7 +1210,7 @@ int daemon_run(const struct daemon_opts *o)
 		struct engine_cfg ec = {.threshold = c->threshold, .half_life_s = c->half_life_s,
 					.allow_exe = (const char *const *)c->allow_exe, .nallow = c->nallow,
 					.lookup = lookup_proc, .lookup_ctx = &d, .on_detect = on_detect, .ctx = &d,
-					.on_suspect = c->mode == WARD_MODE_PROTECT ? on_suspect : NULL};
+					.on_suspect = on_suspect};
 		if ((rc = engine_create(&d.engine, &ec))) {
 			log_err("detector: %s", strerror(-rc));
 			goto out;
@@ -1010,25 +1221,8 @@ int daemon_run(const struct daemon_opts *o)
 				log_err("cannot open %s/incidents.db: %s", c->state_dir, strerror(-rc));
 				goto out;
 			}
-			char apath[CONFIG_PATH_MAX + 32];
-			if (c->alerts_file[0])
-				snprintf(apath, sizeof(apath), "%s", c->alerts_file);
-			else
-				snprintf(apath, sizeof(apath), "%s/alerts.json", c->state_dir);
-			if ((rc = sink_set_create(&d.alerts)) || (rc = sink_add_file(d.alerts, apath, c->alerts_max_bytes, 5))) {
-				log_err("alerts file %s: %s", apath, strerror(-rc));
+			if ((rc = open_alerts(c, d.hostname, &d.alerts)))
 				goto out;
-			}
-			sink_set_drop_counter(d.alerts, &ward_metrics.sink_drops);
-			if (c->syslog_transport >= 0) {
-				struct syslog_cfg sy = {.transport = (enum syslog_transport)c->syslog_transport,
-							.address = c->syslog_address[0] ? c->syslog_address : NULL,
-							.hostname = d.hostname};
-				if ((rc = sink_add_syslog(d.alerts, &sy))) {
-					log_err("syslog %s: %s", c->syslog_address[0] ? c->syslog_address : "/dev/log", strerror(-rc));
-					goto out;
-				}
-			}
 		}
 		if (c->canaries) {
 			for (int i = 0; i < c->nwatch; i++) {
@@ -1114,7 +1308,8 @@ int daemon_run(const struct daemon_opts *o)
 				struct signalfd_siginfo si;
 				while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) {
-						log_info("SIGHUP: reopening outputs");
+						log_info("SIGHUP: reloading");
+						reload_config(&d);
 						reload_prevention(&d);
 						if (d.alerts)
 							sink_reopen(d.alerts);

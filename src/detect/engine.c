@@ -335,6 +335,20 @@ int engine_allow_exe(struct engine *e, const char *exe)
 	return 0;
 }
 
+void engine_allow_clear(struct engine *e)
+{
+	for (int i = 0; i < e->nallow; i++)
+		free(e->allow[i]);
+	e->nallow = 0;
+}
+
+void engine_set_tuning(struct engine *e, double threshold, double half_life_s)
+{
+	/* scores already held are kept: they decay with the new half-life from now on */
+	e->cfg.threshold = threshold > 0 ? threshold : 100;
+	e->cfg.half_life_s = half_life_s > 0 ? half_life_s : 600;
+}
+
 static bool allowed(const struct engine *e, const char *exe)
 {
 	for (int i = 0; i < e->nallow; i++)

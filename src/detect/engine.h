@@ -80,6 +80,10 @@ int engine_add_canary(struct engine *e, const char *path);
 bool engine_is_canary(const struct engine *e, const char *path, size_t len);
 /* Adds an executable to the allow-list at run time (ward allow). */
 int engine_allow_exe(struct engine *e, const char *exe);
+/* Configuration reload: empties the allow-list (then add again), changes the threshold and
+ * the half-life (0: defaults). */
+void engine_allow_clear(struct engine *e);
+void engine_set_tuning(struct engine *e, double threshold, double half_life_s);
 /* Forgets actors idle for a long time; call about once a second. */
 void engine_expire(struct engine *e, uint64_t now_realtime_ns);
 

@@ -2,7 +2,9 @@
 `ward record` then `ward replay` gives back the same events."""
 import json
 import os
+import signal
 import subprocess
+import time
 import sys
 import tempfile
 
@@ -111,5 +113,68 @@ with loopfs("ext4", 128) as mnt:
         c.check(r.returncode == 1 and (bad + want) in r.stderr, f"damaged trace {want!r}", r.stderr.strip())
     r = subprocess.run([WARD, "replay", os.path.join(tmp, "none.trace")], capture_output=True, text=True)
     c.check(r.returncode == 1 and "none.trace: No such file" in r.stderr, "missing trace", r.stderr)
+
+
+# --- SIGHUP re-reads the configuration file without dropping events ---
+# A writer creates files the whole time while ward is sent SIGHUP with good configurations,
+# one with an error (kept out) and one changing a key that needs a restart (named). Every
+# creation must still be seen, the error named, and the last configuration (monitor mode)
+# in force: an attack afterwards is reported, not stopped.
+RANSIM = os.path.join(os.path.dirname(WARD), "helpers", "ransim")
+with loopfs("ext4", 256) as mnt:
+    share = os.path.join(mnt, "share")
+    os.makedirs(share)
+    for i in range(12):
+        with open(os.path.join(share, f"doc{i}.txt"), "w") as f:
+            f.write(("patient record %d\n" % i) * 400)
+    state = os.path.join(tmp, "st-reload")
+    cpath = os.path.join(tmp, "reload.conf")
+    protect = "[ward]\nmode = protect\n[canary]\nenabled = no\n"
+    monitor = "[ward]\nmode = monitor\n[canary]\nenabled = no\n[detect]\nthreshold = 120\n"
+    with open(cpath, "w") as f:
+        f.write(protect)
+    w = Ward(["run", "--watch", share, "--state", state, "--config", cpath], tmp)
+    wdir = os.path.join(share, "w")
+    os.makedirs(wdir)
+    N = 3000
+    writer = subprocess.Popen([sys.executable, "-c",
+                               "import sys, time\n"
+                               f"for i in range({N}):\n"
+                               f"    open('{wdir}/f%d' % i, 'w').write('x')\n"
+                               "    if i % 100 == 0: time.sleep(0.02)\n"])
+    texts = [monitor, "[ward]\nmode = maybe\n", protect, "[vault]\nmax_size = 64M\n" + protect, monitor]
+    k = 0
+    while writer.poll() is None or k < len(texts):
+        with open(cpath, "w") as f:
+            f.write(texts[k % len(texts)])
+        w.p.send_signal(signal.SIGHUP)
+        k += 1
+        time.sleep(0.05)
+    writer.wait()
+    with open(cpath, "w") as f:
+        f.write(monitor)
+    w.p.send_signal(signal.SIGHUP)
+    want = N  # (the directory is a mkdir event)
+    seen = lambda: json.loads(ward("status", "--state", state, "--json").stdout or "{}")  # noqa: E731
+    wait_for(lambda: seen().get("events", {}).get("create", 0) >= want, 20)
+    st = seen()
+    c.check(st.get("events", {}).get("create") == want, f"SIGHUP x{k + 1} while writing: every creation seen",
+            f"{st.get('events', {}).get('create')} of {want}")
+    c.check(st.get("overflows") == 0, "no queue overflow", str(st.get("overflows")))
+    log = w.stderr()
+    c.check("mode must be protect or monitor" in log and "the running configuration is kept" in log,
+            "a configuration with an error is named and kept out", log[-400:])
+    c.check("[vault]" in log and "next restart" in log, "a key that needs a restart is named", log[-400:])
+    wait_for(lambda: seen().get("mode") == "monitor", 10)
+    c.check(seen().get("mode") == "monitor", "the last configuration is in force: monitor mode",
+            str(seen().get("mode")))
+    r = subprocess.run([RANSIM, "--mode", "header", "--root", share, "--limit", "8"], capture_output=True,
+                       timeout=60)
+    c.check(r.returncode == 0, "after the reload an attack is reported, not stopped", str(r.returncode))
+    incs = wait_for(lambda: [x for x in ward("incidents", "--state", state, "--json").stdout.splitlines()
+                             if x.strip()], 10)
+    c.check(bool(incs) and json.loads(incs[0]).get("status") == "reported", "the incident is reported",
+            str(incs)[:300])
+    c.check(w.stop() == 0, "ward stops after the reloads")
 
 c.done()
