@@ -10,6 +10,7 @@ pkgs=(
   python3 e2fsprogs xfsprogs btrfs-progs util-linux procps
   openssl zstd zip unzip p7zip-full rsync sqlite3 gnupg git xz-utils
   dpkg-dev man-db groff-base systemd rsyslog python3-seccomp python3-yaml libcap2-bin
+  samba smbclient
 )
 missing=()
 for p in "${pkgs[@]}"; do

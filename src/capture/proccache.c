@@ -301,11 +301,43 @@ int proccache_read_proc(pid_t pid, struct ward_proc *p)
 	return 0;
 }
 
+/* The current parent from /proc/<pid>/stat, or -errno. */
+static pid_t read_ppid(pid_t pid)
+{
+	char path[48], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -ESRCH;
+	buf[n] = '\0';
+	const char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	int pp;
+	if (!rp || sscanf(rp + 2, "%*c %d", &pp) != 1)
+		return -EINVAL;
+	return pp;
+}
+
 const struct ward_proc *proccache_get(struct proccache *pc, pid_t pid)
 {
 	struct pc_entry *e = find(pc, pid);
 	if (e && e->p.known) {
 		pc->st.hits++;
+		/* A live process whose recorded parent has exited was reparented by the kernel
+		 * (to init or a subreaper), which sends no event: a daemon that forked itself
+		 * into the background (smbd -D) is a service, a child of init, not a child of the
+		 * shell that started it. Read the parent again, once. */
+		if (!e->p.exit_ns && e->p.ppid > 1) {
+			struct pc_entry *pe = find(pc, e->p.ppid);
+			if (!pe || pe->p.exit_ns) { /* gone, or expired from the cache */
+				pid_t now = read_ppid(pid);
+				if (now > 0)
+					e->p.ppid = now;
+			}
+		}
 		return &e->p;
 	}
 	pc->st.misses++;
