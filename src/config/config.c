@@ -2,6 +2,8 @@
  * the first error; the handler keeps the first message and the two are joined. */
 #include "config/config.h"
 
+#include "core/allow.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -331,11 +333,11 @@ static int handler(void *user, const char *section, const char *name, const char
 			if ((rc = config_parse_bool(value, &c->detect)))
 				snprintf(m, ml, "enabled must be yes or no, not \"%s\"", value);
 		} else if (strcmp(name, "allow_exe") == 0) {
-			if (value[0] != '/') {
-				snprintf(m, ml, "allow_exe must be an absolute path, not \"%s\"", value);
-				rc = -EINVAL;
-			} else {
-				rc = add_str(c->allow_exe, &c->nallow, value, name, m, ml);
+			struct allow_entry a;
+			char norm[WARD_EXE_MAX + 80];
+			if (!(rc = allow_parse(value, &a, m, ml))) {
+				allow_format(&a, norm, sizeof(norm));
+				rc = add_str(c->allow_exe, &c->nallow, norm, name, m, ml);
 			}
 		} else {
 			snprintf(m, ml, "unknown key \"%s\" in [detect]", name);

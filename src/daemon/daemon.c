@@ -23,6 +23,7 @@
 #include "capture/proccache.h"
 #include "capture/sensor.h"
 #include "control/control.h"
+#include "core/allow.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "detect/canary.h"
@@ -99,8 +100,22 @@ struct daemon {
 	int nvfs;
 	struct vault_guard *vguard;
 	pthread_mutex_t allow_lock;   /* allow-list read from vault guard threads */
-	char **allow;
+	struct allow_entry *allow;    /* the allow-list, for the vault guard's threads */
 	int nallow;
+	pthread_mutex_t hash_lock;    /* the cache of programs' sha256 (engine and guard threads) */
+	struct exe_hash {
+		pid_t pid;
+		uint64_t start_ns, exe_hash;
+		int rc;
+		uint8_t sha256[32];
+	} hashes[256];
+	struct path_hash {             /* a program by path and identity: for processes gone */
+		uint64_t path_hash;
+		dev_t dev;
+		ino_t ino;
+		struct timespec mtime, ctime;
+		uint8_t sha256[32];
+	} path_hashes[64];
 	struct created *ring;         /* CREATED_RING entries, allocated on first use */
 	size_t ring_next;
 	struct tracked *tracked[TRACKED];
@@ -294,6 +309,92 @@ static void flush_tracked(struct daemon *d, uint64_t now_ns)
 
 /* The vault guard's question: is this process allow-listed (no copy before its writes)?
  * From guard threads: reads /proc/<pid>/exe and the daemon's own copy of the allow-list. */
+/* The sha256 of the program a process runs (read through /proc/<pid>/exe: the file that
+ * runs, even if its path was replaced or deleted since), cached per process and program:
+ * exec keeps the pid and the start time, so the program's path is part of the key. 0 or
+ * -errno. */
+static int proc_exe_sha256(struct daemon *d, pid_t pid, uint64_t start_ns, const char *exe, uint8_t out[32])
+{
+	struct exe_hash *h = &d->hashes[(unsigned)pid % 256];
+	uint64_t eh = 1469598103934665603ull;
+	for (const char *q = exe; *q; q++)
+		eh = (eh ^ (unsigned char)*q) * 1099511628211ull;
+	pthread_mutex_lock(&d->hash_lock);
+	bool hit = h->pid == pid && h->start_ns == start_ns && h->exe_hash == eh && h->rc == 0;
+	if (hit)
+		memcpy(out, h->sha256, 32);
+	pthread_mutex_unlock(&d->hash_lock);
+	if (hit)
+		return 0;
+	char path[64];
+	uint8_t sha1[20], md5[16], sum[32];
+	struct stat st;
+	struct path_hash *ph = &d->path_hashes[eh % 64];
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+	if (fd < 0) {
+		/* The process is gone (its events are read after it exited: a short-lived
+		 * program). The program at its path is trusted only if it is the very file
+		 * hashed for an earlier process (same inode, unchanged since): stat() raises no
+		 * permission event, and nothing is opened by path. */
+		rc = -errno;
+		if (stat(exe, &st) == 0) {
+			pthread_mutex_lock(&d->hash_lock);
+			bool same = ph->path_hash == eh && ph->dev == st.st_dev && ph->ino == st.st_ino &&
+				    ph->mtime.tv_sec == st.st_mtim.tv_sec && ph->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+				    ph->ctime.tv_sec == st.st_ctim.tv_sec && ph->ctime.tv_nsec == st.st_ctim.tv_nsec;
+			if (same)
+				memcpy(out, ph->sha256, 32);
+			pthread_mutex_unlock(&d->hash_lock);
+			if (same)
+				return 0;
+		}
+		return rc;
+	}
+	rc = fstat(fd, &st) ? -errno : scanner_digest_fd(fd, 1ull << 32, sum, sha1, md5);
+	close(fd);
+	if (rc)
+		return rc;
+	memcpy(out, sum, 32);
+	pthread_mutex_lock(&d->hash_lock);
+	*h = (struct exe_hash){.pid = pid, .start_ns = start_ns, .exe_hash = eh, .rc = 0};
+	memcpy(h->sha256, sum, 32);
+	*ph = (struct path_hash){.path_hash = eh, .dev = st.st_dev, .ino = st.st_ino, .mtime = st.st_mtim,
+				 .ctime = st.st_ctim};
+	memcpy(ph->sha256, sum, 32);
+	pthread_mutex_unlock(&d->hash_lock);
+	return 0;
+}
+
+static int engine_exe_sha256(void *ctx, const struct ward_proc *p, uint8_t out[32])
+{
+	return proc_exe_sha256(ctx, p->pid, p->start_ns, p->exe, out);
+}
+
+/* Whether exe (the path pid runs) is allow-listed; an entry with a hash also needs the
+ * running program's content to match. */
+static bool allow_match(struct daemon *d, pid_t pid, uint64_t start_ns, const char *exe)
+{
+	bool path_ok = false, need_hash = false;
+	uint8_t want[32];
+	pthread_mutex_lock(&d->allow_lock);
+	for (int i = 0; i < d->nallow && !path_ok; i++) {
+		if (strcmp(d->allow[i].path, exe))
+			continue;
+		if (!d->allow[i].has_hash)
+			path_ok = true;
+		else if (!need_hash) {
+			need_hash = true;
+			memcpy(want, d->allow[i].sha256, 32);
+		}
+	}
+	pthread_mutex_unlock(&d->allow_lock);
+	if (path_ok || !need_hash)
+		return path_ok;
+	uint8_t got[32];
+	return proc_exe_sha256(d, pid, start_ns, exe, got) == 0 && memcmp(got, want, 32) == 0;
+}
+
 static bool vault_trusted(void *ctx, pid_t pid)
 {
 	struct daemon *d = ctx;
@@ -303,24 +404,29 @@ static bool vault_trusted(void *ctx, pid_t pid)
 	if (n <= 0)
 		return false;
 	exe[n] = '\0';
-	bool ok = false;
-	pthread_mutex_lock(&d->allow_lock);
-	for (int i = 0; i < d->nallow && !ok; i++)
-		ok = strcmp(d->allow[i], exe) == 0;
-	pthread_mutex_unlock(&d->allow_lock);
-	return ok;
+	pid_t pp;
+	uint64_t st = 0;
+	if (response_proc_stat(pid, &pp, &st, NULL))
+		return false;
+	return allow_match(d, pid, st, exe);
 }
 
-static void allow_add(struct daemon *d, const char *exe)
+/* Adds an allow-list entry ("PATH [sha256:HEX]") to the engine and the guard's copy. */
+static void allow_add(struct daemon *d, const char *entry)
 {
+	struct allow_entry a;
+	char err[256];
+	if (allow_parse(entry, &a, err, sizeof(err))) {
+		log_warn("allow-list: %s", err);
+		return;
+	}
 	if (d->engine)
-		engine_allow_exe(d->engine, exe);
+		engine_allow_exe(d->engine, entry);
 	pthread_mutex_lock(&d->allow_lock);
-	char **n = realloc(d->allow, (size_t)(d->nallow + 1) * sizeof(*n));
+	struct allow_entry *n = realloc(d->allow, (size_t)(d->nallow + 1) * sizeof(*n));
 	if (n) {
 		d->allow = n;
-		if ((d->allow[d->nallow] = strdup(exe)))
-			d->nallow++;
+		d->allow[d->nallow++] = a;
 	}
 	pthread_mutex_unlock(&d->allow_lock);
 }
@@ -682,8 +788,6 @@ static void reload_config(struct daemon *d)
 		if (d->engine)
 			engine_allow_clear(d->engine);
 		pthread_mutex_lock(&d->allow_lock);
-		for (int i = 0; i < d->nallow; i++)
-			free(d->allow[i]);
 		d->nallow = 0;
 		pthread_mutex_unlock(&d->allow_lock);
 		for (int i = 0; i < c->nallow; i++)
@@ -992,12 +1096,19 @@ static void allow_incident(struct daemon *d, const char *id, struct jsonw *w)
 			d->kept[i] = NULL;
 		}
 	}
+	/* pinned to the program's content when the incident recorded its hash: the same path
+	 * with other content later is not trusted */
+	char entry[WARD_EXE_MAX + 80];
+	snprintf(entry, sizeof(entry), "%s%s%s", inc.exe, strlen(inc.exe_sha256) == 64 ? " sha256:" : "",
+		 strlen(inc.exe_sha256) == 64 ? inc.exe_sha256 : "");
+	if (d->engine)
+		engine_forgive(d->engine, inc.pid);
 	if (inc.exe[0]) {
-		allow_add(d, inc.exe);
-		persist_allow(d, inc.exe);
+		allow_add(d, entry);
+		persist_allow(d, entry);
 	}
 	incident_set_status(d->incidents, id, "allowed");
-	log_warn("%s allowed by the administrator: %s resumed %d process(es), now allow-listed", id, inc.exe, resumed);
+	log_warn("%s allowed by the administrator: %s resumed %d process(es), now allow-listed", id, entry, resumed);
 	jsonw_str(w, "allowed", inc.exe);
 	jsonw_int(w, "resumed", resumed);
 	incident_clear(&inc);
@@ -1164,6 +1275,7 @@ int daemon_run(const struct daemon_opts *o)
 
 	jsonw_init(&d.w);
 	pthread_mutex_init(&d.allow_lock, NULL);
+	pthread_mutex_init(&d.hash_lock, NULL);
 	gethostname(d.hostname, sizeof(d.hostname) - 1);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
@@ -1210,7 +1322,7 @@ int daemon_run(const struct daemon_opts *o)
 		struct engine_cfg ec = {.threshold = c->threshold, .half_life_s = c->half_life_s,
 					.allow_exe = (const char *const *)c->allow_exe, .nallow = c->nallow,
 					.lookup = lookup_proc, .lookup_ctx = &d, .on_detect = on_detect, .ctx = &d,
-					.on_suspect = on_suspect};
+					.on_suspect = on_suspect, .exe_sha256 = engine_exe_sha256};
 		if ((rc = engine_create(&d.engine, &ec))) {
 			log_err("detector: %s", strerror(-rc));
 			goto out;
@@ -1410,8 +1522,6 @@ out:
 	metrics_registry_destroy(d.metrics);
 	vault_guard_stop(d.vguard);
 	recover_close_all(d.vfs, d.nvfs);
-	for (int i = 0; i < d.nallow; i++)
-		free(d.allow[i]);
 	free(d.allow);
 	execguard_stop(d.guard);
 	scanner_destroy(d.scanner);

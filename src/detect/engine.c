@@ -76,6 +76,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/allow.h"
 #include "detect/content.h"
 #include "detect/filetype.h"
 
@@ -205,7 +206,7 @@ struct engine {
 	size_t nfree;
 	uint64_t *canary;        /* sorted hashes of canary paths */
 	size_t ncanary, canary_cap;
-	char **allow;
+	struct allow_entry *allow;
 	int nallow, allow_cap;
 	struct fmem *fmem;       /* FMEM_SETS * FMEM_WAYS */
 	struct dmem *dmem;       /* DMEM_SETS * DMEM_WAYS */
@@ -259,7 +260,7 @@ int engine_create(struct engine **out, const struct engine_cfg *cfg)
 	for (int i = 0; i < cfg->nallow; i++)
 		if (engine_allow_exe(e, cfg->allow_exe[i])) {
 			engine_destroy(e);
-			return -ENOMEM;
+			return -EINVAL;
 		}
 	*out = e;
 	return 0;
@@ -309,8 +310,6 @@ void engine_destroy(struct engine *e)
 		free(e->free_actors);
 		e->free_actors = n;
 	}
-	for (int i = 0; i < e->nallow; i++)
-		free(e->allow[i]);
 	free(e->allow);
 	free(e->canary);
 	free(e->fmem);
@@ -318,27 +317,26 @@ void engine_destroy(struct engine *e)
 	free(e);
 }
 
-int engine_allow_exe(struct engine *e, const char *exe)
+int engine_allow_exe(struct engine *e, const char *entry)
 {
+	struct allow_entry a;
+	char err[256];
+	if (allow_parse(entry, &a, err, sizeof(err)))
+		return -EINVAL;
 	if (e->nallow == e->allow_cap) {
 		int cap = e->allow_cap ? e->allow_cap * 2 : 8;
-		char **n = realloc(e->allow, (size_t)cap * sizeof(*n));
+		struct allow_entry *n = realloc(e->allow, (size_t)cap * sizeof(*n));
 		if (!n)
 			return -ENOMEM;
 		e->allow = n;
 		e->allow_cap = cap;
 	}
-	e->allow[e->nallow] = strdup(exe);
-	if (!e->allow[e->nallow])
-		return -ENOMEM;
-	e->nallow++;
+	e->allow[e->nallow++] = a;
 	return 0;
 }
 
 void engine_allow_clear(struct engine *e)
 {
-	for (int i = 0; i < e->nallow; i++)
-		free(e->allow[i]);
 	e->nallow = 0;
 }
 
@@ -349,11 +347,20 @@ void engine_set_tuning(struct engine *e, double threshold, double half_life_s)
 	e->cfg.half_life_s = half_life_s > 0 ? half_life_s : 600;
 }
 
-static bool allowed(const struct engine *e, const char *exe)
+/* An entry with a hash trusts the path only while the running program's content matches
+ * (a binary replaced in place is not trusted); without a hash callback it trusts nothing. */
+static bool allowed(const struct engine *e, const struct ward_proc *p)
 {
-	for (int i = 0; i < e->nallow; i++)
-		if (strcmp(e->allow[i], exe) == 0)
+	for (int i = 0; i < e->nallow; i++) {
+		const struct allow_entry *a = &e->allow[i];
+		if (strcmp(a->path, p->exe))
+			continue;
+		if (!a->has_hash)
 			return true;
+		uint8_t h[32];
+		if (e->cfg.exe_sha256 && e->cfg.exe_sha256(e->cfg.ctx, p, h) == 0 && !memcmp(h, a->sha256, 32))
+			return true;
+	}
 	return false;
 }
 
@@ -482,6 +489,29 @@ static struct actor *get_actor(struct engine *e, const struct ward_proc *p, bool
 	e->tab[key & 1023] = a;
 	e->nactors++;
 	return a;
+}
+
+void engine_forgive(struct engine *e, pid_t pid)
+{
+	/* `ward allow`: the alarm was false, so what the process and its ancestors scored
+	 * from it must not count against them later (a parent keeps a single process's score,
+	 * see "Actors" above: an administrator's shell would be the next actor) */
+	const struct ward_proc *p = e->cfg.lookup ? e->cfg.lookup(e->cfg.lookup_ctx, pid) : NULL;
+	for (int depth = 0; p && p->known && p->pid > 1 && depth < 16; depth++) {
+		struct actor *a = find_actor(e, proc_key(p->pid, p->start_ns));
+		if (a) {
+			a->score = 0;
+			a->nev = 0;
+			a->first_ns = 0;
+		}
+		if (depth == 0 && p->exe[0] && (a = find_actor(e, hash(p->exe, strlen(p->exe)) ^ 0x5eedull))) {
+			a->score = 0;
+			a->nev = 0;
+			a->first_ns = 0;
+		}
+		pid_t pp = p->ppid;
+		p = pp > 1 ? e->cfg.lookup(e->cfg.lookup_ctx, pp) : NULL;
+	}
 }
 
 /* Scores decay with the half-life, from DECAY_HOLD_NS after the last scored event on: what
@@ -1033,7 +1063,7 @@ void engine_event(struct engine *e, const struct ward_event *ev)
 		break;
 	}
 	const struct ward_proc *p = ev->proc;
-	if (p->known && allowed(e, p->exe))
+	if (p->known && allowed(e, p))
 		return;
 
 	struct actor *nodes[CHAIN_MAX];

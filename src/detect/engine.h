@@ -54,7 +54,7 @@ struct suspect {
 struct engine_cfg {
 	double threshold;       /* score that stops an actor (default 100) */
 	double half_life_s;     /* score decay (default 600) */
-	const char *const *allow_exe; /* executables never scored (exact paths) */
+	const char *const *allow_exe; /* executables never scored: "PATH [sha256:HEX]" (core/allow.h) */
 	int nallow;
 	const struct ward_proc *(*lookup)(void *ctx, pid_t pid);  /* parent chain; may be NULL */
 	void *lookup_ctx;
@@ -68,6 +68,9 @@ struct engine_cfg {
 	 * are judged; once its queue is drained (and on_detect was not called for the process
 	 * or a tree holding it) it resumes it (SIGCONT). */
 	void (*on_suspect)(const struct suspect *s, void *ctx);
+	/* sha256 of the program p runs, for allow-list entries pinned to a hash; 0 or -errno.
+	 * Called with ctx. NULL: entries with a hash never match. */
+	int (*exe_sha256)(void *ctx, const struct ward_proc *p, uint8_t out[32]);
 };
 
 struct engine;
@@ -78,11 +81,14 @@ void engine_event(struct engine *e, const struct ward_event *ev);
 /* Canary files: any write, rename or delete of one of these paths is a certain signal. */
 int engine_add_canary(struct engine *e, const char *path);
 bool engine_is_canary(const struct engine *e, const char *path, size_t len);
-/* Adds an executable to the allow-list at run time (ward allow). */
-int engine_allow_exe(struct engine *e, const char *exe);
+/* Adds an allow-list entry ("PATH [sha256:HEX]") at run time (ward allow). 0, -EINVAL (a
+ * malformed entry) or -ENOMEM. */
+int engine_allow_exe(struct engine *e, const char *entry);
 /* Configuration reload: empties the allow-list (then add again), changes the threshold and
  * the half-life (0: defaults). */
 void engine_allow_clear(struct engine *e);
+/* A false alarm (ward allow): drops what pid and its ancestors scored so far. */
+void engine_forgive(struct engine *e, pid_t pid);
 void engine_set_tuning(struct engine *e, double threshold, double half_life_s);
 /* Forgets actors idle for a long time; call about once a second. */
 void engine_expire(struct engine *e, uint64_t now_realtime_ns);

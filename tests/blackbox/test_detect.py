@@ -8,6 +8,7 @@ alert line; monitor mode reports and stops nothing; ordinary work raises nothing
 allow ID` after `[response] action = stop` resumes the process (it finishes) and allow-lists
 its executable; `ward replay --detect` over a recorded attack trace reports a detection.
 Ends with "blackbox-detect: N passed, N failed"."""
+import hashlib
 import json
 import os
 import shutil
@@ -195,12 +196,17 @@ with loopfs("ext4", 512) as mnt:
             f"{st.get('suspects_resumed')} of {st.get('suspects_paused')}")
     c.check(incs == [], "pause: one file is no incident", str(len(incs)))
 
-# --- action = stop, then ward allow: resumed, finishes, allow-listed ---
+# --- action = stop, then ward allow: resumed, finishes, allow-listed (path and sha256) ---
+# A copy of the attacker, so that it can be changed afterwards: the allow-list entry is
+# pinned to the program's content, and the same path with other content is stopped again.
+ALLOWED = os.path.join(TMP, "bin", "ransim")
+os.makedirs(os.path.dirname(ALLOWED), exist_ok=True)
+shutil.copy2(RANSIM, ALLOWED)
 with loopfs("ext4", 512) as mnt:
     s = Scenario(mnt, KEEP_STOPPED)
     log = os.path.join(s.dir, "attack.log")
-    p = subprocess.Popen(ransim("header", "--limit", "8")(s.root, log), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    argv = [ALLOWED] + ransim("header", "--limit", "8")(s.root, log)[1:]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     incs = wait_for(lambda: s.incidents(), 20)
     stat = ""
     if incs:
@@ -225,7 +231,20 @@ with loopfs("ext4", 512) as mnt:
     c.check(len(after) == 1, "allow: no new incident once allow-listed", str(len(after)))
     allow_list = os.path.join(s.state, "allow.list")
     listed = open(allow_list).read() if os.path.exists(allow_list) else ""
-    c.check(os.path.realpath(RANSIM) in listed or RANSIM in listed, "allow: the executable is allow-listed", listed)
+    with open(ALLOWED, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    c.check(f"{ALLOWED} sha256:{digest}" in listed, "allow: the executable is allow-listed with its sha256", listed)
+    # the same path, other content (one byte appended: the program still runs)
+    with open(ALLOWED, "ab") as f:
+        f.write(b"\0")
+    log2 = os.path.join(s.dir, "attack2.log")
+    p = subprocess.Popen([ALLOWED] + ransim("babuk-esxi", "--limit", "8")(s.root, log2)[1:] + ["--seed", "11"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    incs = wait_for(lambda: len(s.incidents()) >= 2 and s.incidents(), 20) or []
+    c.check(len(incs) == 2 and incs[-1].get("status") == "stopped",
+            "allow: a changed program at the allowed path is stopped again", str([i.get("status") for i in incs]))
+    p.kill()
+    p.wait()
     s.stop()
 
 # --- record an attack, replay it through the detector ---

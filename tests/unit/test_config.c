@@ -36,6 +36,14 @@ static const struct {
 	{"[detect]\nthreshold = 5\n", "t.conf:2: threshold must be a number from 10 to 100000"},
 	{"[response]\naction = stop\n[canary]\nname = decoy.docx\ndepth = 1\n", NULL},
 	{"[canary]\nname = a/b\n", "t.conf:2: name must be a plain file name"},
+	{"[detect]\nallow_exe = /usr/bin/borg\nallow_exe = /usr/bin/restic "
+	 "sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n", NULL},
+	{"[detect]\nallow_exe = borg\n", "t.conf:2: allow_exe must be an absolute path"},
+	{"[detect]\nallow_exe = /usr/bin/borg sha256:1234\n", "t.conf:2: allow_exe /usr/bin/borg: after the path only sha256:HEX"},
+	{"[detect]\nallow_exe = /usr/bin/borg sha256:zz86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n",
+	 "t.conf:2: allow_exe /usr/bin/borg: \"zz86"},
+	{"[detect]\nallow_exe = /usr/bin/borg 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08 x\n",
+	 "t.conf:2: allow_exe /usr/bin/borg: after the path only"},
 };
 
 int main(void)
@@ -52,6 +60,23 @@ int main(void)
 			T_CHECK(rc < 0 && strncmp(err, cases[i].err, strlen(cases[i].err)) == 0,
 				"case %zu: got \"%s\", want \"%s\"", i, err, cases[i].err);
 		config_free(&c);
+	}
+
+	/* an allow-list entry with a hash is kept in one normal form (lower-case hex) */
+	{
+		struct ward_config a;
+		config_init(&a);
+		int r = config_load_string(&a, "[detect]\nallow_exe = /usr/bin/restic   SHA256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n",
+					   "t.conf", err, sizeof(err));
+		T_CHECK(r != 0, "the prefix is lower-case sha256: (%s)", err);
+		config_free(&a);
+		config_init(&a);
+		r = config_load_string(&a, "[detect]\nallow_exe = /usr/bin/restic   sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\n",
+				       "t.conf", err, sizeof(err));
+		T_CHECK(r == 0 && a.nallow == 1 &&
+				strcmp(a.allow_exe[0], "/usr/bin/restic sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08") == 0,
+			"normal form: %s", a.nallow ? a.allow_exe[0] : "(none)");
+		config_free(&a);
 	}
 
 	/* values really land where they should */

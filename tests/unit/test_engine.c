@@ -7,6 +7,7 @@
 #include "detect/entropy.h"
 #include "t.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 /* ---- processes: a shell session, its children, a service with session children ---- */
@@ -539,6 +540,51 @@ static void test_suspect(void)
 	engine_destroy(e);
 }
 
+/* An allow-list entry pinned to a hash trusts the path only while the program's content
+ * matches: the engine asks the daemon for the running program's sha256. */
+static uint8_t fake_sha[32];
+static int fake_exe_sha256(void *ctx, const struct ward_proc *p, uint8_t out[32])
+{
+	memcpy(out, fake_sha, 32);
+	return 0;
+}
+
+static void test_allow_hash(void)
+{
+	char entry[WARD_EXE_MAX + 80];
+	snprintf(entry, sizeof(entry), "%s sha256:%s", procs[P_ENC].exe,
+		 "0101010101010101010101010101010101010101010101010101010101010101");
+	const char *allow[] = {entry};
+	for (int same = 0; same < 2; same++) {
+		struct result r = {0};
+		struct engine_cfg cfg = {.lookup = lookup, .on_detect = on_detect, .ctx = &r, .allow_exe = allow,
+					 .nallow = 1, .exe_sha256 = fake_exe_sha256};
+		memset(fake_sha, same ? 0x01 : 0x02, sizeof(fake_sha));
+		struct engine *e;
+		T_CHECK(engine_create(&e, &cfg) == 0, "create");
+		static struct ward_event ev;
+		for (int i = 0; i < 4; i++) {
+			memset(&ev, 0, offsetof(struct ward_event, path));
+			ev.ts.tv_sec = 1700000200 + i;
+			ev.op = WOP_CLOSE_WRITE;
+			ev.proc = &procs[P_ENC];
+			ev.size = 4096;
+			ev.content = content_of(C_ENC);
+			snprintf(ev.path, sizeof(ev.path), "/s/h/%d.txt", i);
+			ev.path_len = strlen(ev.path);
+			engine_event(e, &ev);
+		}
+		T_CHECK(r.detections == (same ? 0 : 1), "hash %s: %d detection(s)", same ? "matches" : "differs",
+			r.detections);
+		engine_destroy(e);
+	}
+	struct engine *e;
+	struct engine_cfg cfg = {.lookup = lookup};
+	T_CHECK(engine_create(&e, &cfg) == 0, "create");
+	T_CHECK(engine_allow_exe(e, "relative/path") == -EINVAL, "a malformed entry is refused");
+	engine_destroy(e);
+}
+
 /* After an incident the detected process's queued events land on nobody: not on its
  * ancestors (which would otherwise reach the threshold on the attack's leftovers). */
 static void test_leftovers(void)
@@ -637,6 +683,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		run_case(&cases[i]);
 	test_suspect();
+	test_allow_hash();
 	test_leftovers();
 	test_files();
 	test_expire();
