@@ -23,7 +23,7 @@
  * was tried and measured:
  *   - F_GETFL on the event fd: always O_RDONLY|O_LARGEFILE (our event_f_flags). Useless.
  *   - An fd-less group for FAN_OPEN_PERM: FID reporting is EINVAL for permission classes
- *     (KERNEL-NOTES), and links and saves need the fd anyway.
+ *     (KERNEL-NOTES), and holds and saves need the fd anyway.
  *   - More workers, a SCHED_FIFO or nice -10 reader, spinning on the group for 50 us before
  *     sleeping: no gain, or worse (2 vCPUs, shared).
  *   - Batching: the reader takes every queued event per read(); answers are one write()
@@ -69,34 +69,71 @@
  *    this VM cost more than the copy). A small save runs only if the epoch lock can be taken
  *    without waiting: an epoch change's flush lifts the vault's ignore mark for a moment,
  *    and ward's own writes there would then wait for the reader. Workers take large and
- *    range saves, unknown intents, broken leases and name links.
+ *    range saves, unknown intents and broken leases.
  * 4. Saves cost one write() to the index's pending log, not a transaction (store.c), and no
  *    open: the store keeps O_TMPFILE files ready (its thread opens them; the vault group's
  *    thread answers those opens at once).
- * 5. Name links after the answer. The reader records the name (readlink while the opener
- *    waits) and hands a dup of the event fd to a worker. Holding it keeps the inode alive:
- *    if the name is deleted first, the worker copies the content from the fd; a rename in
- *    between changes nothing. If the file was written since the open (that write was saved,
- *    with the name), no link: it would hold the new content under the old name, as the
- *    newest version (checked on the store's own stat, so a later write makes it stale, which
- *    restore skips). Saves carry the first name (orig_path) from the table, so a file
- *    renamed away comes home even before its link is indexed. (No links: 3.1x; with: 4.0x.)
+ * 5. Held files instead of hard links (name-level history). Rename and unlink cannot be
+ *    intercepted, so a file an untrusted actor opens must survive losing its name (read,
+ *    write an encrypted copy elsewhere, unlink: WannaCry). This used to be a hard link into
+ *    the vault at the first untrusted open, which changed what users see: gzip (logrotate)
+ *    refused the file ("has 1 other link -- unchanged") and tar saw its ctime move ("file
+ *    changed as we read it"). Now nothing on the file changes: the reader keeps a dup of
+ *    the event fd (FMODE_NONOTIFY: reading it raises no events), and an open fd keeps the
+ *    inode and its content alive after its last name is unlinked or renamed over. A
+ *    notification group (FAN_REPORT_FID, which permission classes cannot have) puts an
+ *    evictable FAN_ATTRIB inode mark on each held file: unlink and rename-over raise
+ *    FS_ATTRIB on the victim (fsnotify_link_count), and the event's file handle finds the
+ *    hold (name_to_handle_at(AT_HANDLE_FID) gives the same bytes). If fstat says nlink 0,
+ *    the "ward-holder" thread copies the content from the fd into the vault as a version of
+ *    the name the file had at the first untrusted open (restore brings it home), attributed
+ *    to the process that removed the name, then closes the fd. A copy, not a link: linkat
+ *    (AT_EMPTY_PATH) of a file with nlink 0 fails with ENOENT. Its date is the first open's
+ *    if mtime and size are as they were then (the content of that open, as the link was
+ *    dated), else now (written since: by a trusted writer, or by an untrusted one whose
+ *    write saved the original first). The reader only dups, records the name (readlink,
+ *    while the opener waits: a later rename must not change it) and inserts into a table;
+ *    the holder marks new holds after the answer, napping HOLDER_NAP_MS between looks in a
+ *    burst (a wake-up per hold cost the reader 12 us; a name removed before its mark is in
+ *    place is caught by an nlink check right after it). Bounds: max_holds fds (LRU; at the
+ *    limit the least recently opened is let go: counted in holds_evicted and logged, as its
+ *    deletion is then no longer caught; one whose name is already gone is saved first), and
+ *    a hold is let go when every untrusted process that opened it has exited for
+ *    hold_grace_ms and the file still has its name (a sweep every second, which also
+ *    fstat()s holds without a mark and, after a queue overflow, all of them). RLIMIT_NOFILE
+ *    is raised to fit holds and leases. Saves carry the held name as orig_path, so a file
+ *    renamed away and then written comes home. Cost: instrumented, 3 us of the reader per
+ *    new hold (dup, insert) plus the readlink (5 us), 12 us of the holder's; against the
+ *    hard links, alternating runs of vault_cost agree within this VM's noise (links 1.39 to
+ *    1.98 s, held 1.22 to 2.11 s; none 1.05 to 1.99 s).
  * 6. A trusted actor pays one round trip per open: its opens for writing drop the lease and
  *    put (or keep) the ignore mark, unless an untrusted writer is pending.
+ * 7. Ward's own events never wait behind saves. The daemon reads files closed after writing
+ *    (open_by_handle_at), which raises FAN_OPEN_PERM here; in the detect benchmark the worst
+ *    stop (70 files) came from that read waiting behind the reader's saves of the
+ *    attacker's files in the same batch. Every batch is triaged as it is read: ward's own
+ *    events (its pid or any of its threads) are answered then, before anything else of the
+ *    batch; the rest waits in the reader's own queue (pend). Before each event that may
+ *    save, and every 32 events, the reader reads again (the group is FAN_NONBLOCK) and
+ *    triages what came meanwhile: ward's own open waits for at most one small save
+ *    (test_vault_guard: 1-3 ms behind five 100 ms events, 510 ms before).
+ * 8. ward_permission_latency_seconds: every answer (both groups) is observed from the
+ *    read() that returned the event to the write() of the answer. The kernel stamps no
+ *    queueing time on fanotify events, so the wait before read() is not in it.
  *
- * Result: 4.0x with name links, 3.1x without; the floor, FAN_OPEN_PERM answered at once by
- * a group that does nothing else, was 1.9x in the same run (1.2x to 3.5x over the day: a
- * round trip wakes two threads, and on an idle vCPU a wake-up is dear). Back to back with
- * the colleague's guard on a quiet machine: 14.3x before, 5.3x after, floor 2.6x. 1.10x is
- * not reachable with permission events here: the floor alone is above it. What remains
- * above the floor: ~2,000 copies of the files rewritten with O_TRUNC (~90 us of CPU each on
- * the critical path: a fresh file written in the page cache and linked), ~2,900 name links
- * (~0.1 s of CPU in workers), and the answer itself (write + close: 14-20 us per event,
- * the same as the floor's).
+ * Result (before this design's held files): 4.0x with name links, 3.1x without; the floor,
+ * FAN_OPEN_PERM answered at once by a group that does nothing else, was 1.9x in the same run
+ * (1.2x to 3.5x over the day: a round trip wakes two threads, and on an idle vCPU a wake-up
+ * is dear). Back to back with the colleague's guard on a quiet machine: 14.3x before, 5.3x
+ * after, floor 2.6x. 1.10x is not reachable with permission events here: the floor alone is
+ * above it. What remains above the floor: ~2,000 copies of the files rewritten with O_TRUNC
+ * (~135 us each on the reader, which serialises them: a fresh file written in the page
+ * cache and linked; a syscall costs ~2 us on this VM), the answer itself (write + close),
+ * and ~2,000 round trips of the vault's group for the store's spare temp files.
  *
  * Decisions (any event of ward's own threads is allowed at once):
- *   - FAN_OPEN_PERM, read-only: allow; name link at the first untrusted open in the epoch;
- *     lease and ignore mark as in 1.
+ *   - FAN_OPEN_PERM, read-only or for writing without O_TRUNC, untrusted: hold the file
+ *     (5); read-only: lease and ignore mark as in 1.
  *   - FAN_OPEN_PERM for writing, untrusted: drop lease and ignore mark (unless this actor
  *     saved the file in this epoch), mark the inode ST_PENDING; O_TRUNC of a non-empty file:
  *     save whole now (open(O_TRUNC) raises no FAN_PRE_ACCESS), large or not; otherwise the
@@ -133,8 +170,15 @@
  *   - a truncate(2) that passed its (ignored) FAN_PRE_ACCESS exactly while an open for
  *     writing of the same file drops the lease: a window of microseconds; the next attempt
  *     is saved.
- *   - name links are taken a few ms after the open is answered; a ward killed in between
- *     loses that name's history (never the content of files written afterwards).
+ *   - a held file whose name went away lives only in ward's fd until its copy is done
+ *     (milliseconds, longer for a large file): a ward killed in between loses it (never
+ *     the content of files written afterwards, which was saved before the write). The hard
+ *     link lasted on disk instead, but broke gzip and tar.
+ *   - a name removed after its hold was let go (every opener gone for hold_grace_ms, or
+ *     max_holds reached: logged) or a file no untrusted process opened in ward's lifetime
+ *     (rm without a read).
+ *   - deleting a large held file costs a copy of it on ext4 (xfs and btrfs reflink it),
+ *     within the vault's size budget; the deleter does not wait for it.
  *   - io_uring: its workers make no syscalls of their own: unknown intent, saved as O_TRUNC.
  *
  * Bounded time: every event carries a deadline; a copy past it stops; an event that waited
@@ -165,12 +209,14 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "output/metrics.h"
 
 /* Linux 6.14 pre-content API; Debian 12's headers are 6.1's. */
 #ifndef FAN_PRE_ACCESS
@@ -190,28 +236,31 @@ struct fanotify_event_info_range {
 #define FAN_DENY_ERRNO(err) (FAN_DENY | ((((__u32)(err)) & 0xff) << FAN_ERRNO_SHIFT))
 #endif
 
+/* Linux 6.5: the handle fanotify reports (Debian 12's headers are 6.1's). */
+#ifndef AT_HANDLE_FID
+#define AT_HANDLE_FID AT_REMOVEDIR
+#endif
+
 #define MAX_FS 16
 #define TABLE_CAP (1u << 17)   /* slots per epoch; 3/4 full starts a new epoch */
 #define KEY_WHOLE UINT64_MAX   /* chunk index meaning "the whole file" */
+#define PEND_CAP 8192          /* events the reader has read and not handled yet */
 
 /* ---- what the workers get ---- */
 
-enum { EV_PERM = 0, EV_LINK, EV_LEASE };
+enum { EV_PERM = 0, EV_LEASE };
 
 struct gev {
 	int kind;
-	int fd;                      /* EV_PERM: the event fd; EV_LINK: a dup of it */
+	int fd;                      /* EV_PERM: the event fd; EV_LEASE: the lease's fd */
 	pid_t tid, tgid;             /* tgid 0: not known yet */
 	uint64_t mask;
 	bool has_range;
 	uint64_t off, cnt;
+	int64_t t_read;              /* CLOCK_MONOTONIC ns when the event was read */
 	int64_t deadline;            /* CLOCK_MONOTONIC ns */
 	int nr;                      /* the blocked task's syscall; -1: unknown */
 	long flags;                  /* its open or mmap flags, when nr is known */
-	/* EV_LINK: the name at open and what the file looked like then */
-	char *path;
-	size_t plen;
-	int64_t when, mtime, size;   /* when: CLOCK_REALTIME of the open */
 };
 
 /* A file as the guard keys it: btime tells a recycled inode number from the file it had. */
@@ -223,7 +272,6 @@ struct fst {
 
 enum {
 	ST_USED = 1,
-	ST_LINKED = 2,     /* name link taken (or queued) in this epoch */
 	ST_SAVED = 4,      /* content saved in this epoch, at tgid's first write */
 	ST_SAVING = 8,
 	ST_IGN = 16,       /* we put an ignore mark for FAN_PRE_ACCESS on the inode */
@@ -233,11 +281,40 @@ enum {
 
 struct slot {
 	uint64_t dev, ino, chunk, btime;
-	char *first_path;            /* whole-file slots: the name at the first untrusted open */
-	uint32_t first_len;
 	pid_t tgid;                  /* whose write caused the save */
 	int lease_fd;
 	uint8_t state;
+};
+
+/* A file an untrusted actor opened, held open (design note, 5). Created by whoever answers
+ * the open (reader or worker); closed and freed by the holder thread only, so the holder may
+ * use a hold outside hmu; everyone else touches one only under hmu. */
+#define HOLD_ACTORS 4
+#define HOLDER_NAP_MS 20              /* in a burst of new holds, the holder looks this often */
+#define HOLD_FH_MAX 64
+struct hold {
+	uint64_t dev, ino, btime;
+	int fd;                       /* a dup of the event fd: reads raise no events */
+	struct gfs *fsx;
+	char *path;                   /* the name at the first untrusted open */
+	size_t plen;
+	int64_t when;                 /* CLOCK_REALTIME of that open */
+	int64_t mtime, size;          /* the file then */
+	pid_t actors[HOLD_ACTORS];    /* untrusted processes that opened it, most recent first */
+	int64_t dead_since;           /* CLOCK_MONOTONIC since every actor is gone; 0: one lives */
+	bool in_table;                /* false once detached for the holder to finish */
+	bool evicted;                 /* detached under pressure (max_holds) */
+	bool watched;                 /* FAN_ATTRIB mark in place, in the handle table */
+	bool fresh;                   /* on g->fresh: only hold_watch may finish it then */
+	int fh_type;                  /* the inode's file handle, as FAN_REPORT_FID reports it */
+	unsigned fh_len;
+	uint32_t fh_hash;
+	int32_t fsid[2];
+	uint8_t fh[HOLD_FH_MAX];
+	struct hold *newer, *older;   /* LRU: g->lru_new is the most recently opened */
+	struct hold *ino_next, *fh_next;
+	struct hold *fresh_next;      /* on the list of holds to watch */
+	struct hold *q_next;          /* on the list of holds to finish */
 };
 
 struct gfs {
@@ -283,8 +360,25 @@ struct vault_guard {
 
 	pthread_mutex_t qmu;
 	pthread_cond_t qcv;
-	struct ring evq, jobq;               /* events first, deferred links after */
+	struct ring evq;                     /* events for the workers */
+	struct ring pend;                    /* the reader's own: read, not yet handled */
 	bool stopping;
+
+	/* held files (design note, 5): everything below under hmu, but fid and hold_efd */
+	pthread_mutex_t hmu;
+	struct hold **ino_ht, **fh_ht;
+	unsigned ht_mask;
+	struct hold *lru_new, *lru_old;
+	struct hold *fresh, *release;        /* for the holder: to watch; to finish */
+	unsigned nholds, max_holds;
+	bool holds_off;                      /* stopping, or no_name_history */
+	int fid;                             /* FAN_REPORT_FID group for FAN_ATTRIB; -1: sweeps only */
+	int hold_efd;                        /* eventfd: the holder has work */
+	int handle_flags;                    /* AT_HANDLE_FID when the kernel knows it */
+	pthread_t holder;
+	bool holder_started;
+	bool hold_stop;
+	bool holder_napping;                 /* the holder looks at g->fresh soon by itself */
 
 	pthread_rwlock_t epoch_lock;   /* saves hold it shared; an epoch change exclusive */
 	pthread_mutex_t tmu;
@@ -301,11 +395,12 @@ struct vault_guard {
 
 	struct {
 		_Atomic uint64_t events, open_perm, pre_access, self, trusted, read_only,
-			already_saved, saved_full, saved_range, linked, resaved_other_actor,
+			already_saved, saved_full, saved_range, resaved_other_actor,
 			tamper_denied, save_failed, enospc, timeouts, queue_full, fail_open,
 			fail_closed, response_retries, epochs_advanced, unknown_intent, fast,
 			intent_bpf, intent_proc, reads_freed, leases_taken, lease_breaks,
-			links_deferred, links_copied, links_changed, tamper_events;
+			tamper_events, holds_taken, holds_saved, holds_changed, holds_released,
+			holds_evicted, holds_failed, holds_unwatched, self_early;
 	} n;
 };
 
@@ -313,7 +408,10 @@ static _Atomic int lease_pipe_w = -1;   /* the signal handler's way out; one gua
 
 /* ---- answering ---- */
 
-static void respond_fd(int fan, struct vault_guard *g, int fd, uint32_t verdict)
+/* t_read: when the event was read. The kernel does not say when it queued an event, so
+ * ward_permission_latency_seconds is read-to-answer: it shows ward's own share of the
+ * wait (queues, saves), not the time the event sat in the kernel before read(). */
+static void respond_fd(int fan, struct vault_guard *g, int fd, uint32_t verdict, int64_t t_read)
 {
 	struct fanotify_response r = {.fd = fd, .response = verdict};
 	while (write(fan, &r, sizeof(r)) < 0) {
@@ -328,16 +426,18 @@ static void respond_fd(int fan, struct vault_guard *g, int fd, uint32_t verdict)
 		}
 		r.response = (r.response & FAN_DENY) ? FAN_DENY : FAN_ALLOW;
 	}
+	int64_t dt = vault_mono_ns() - t_read;
+	metric_observe(&ward_metrics.perm_latency, dt > 0 ? (uint64_t)dt : 0);
 }
 
 /* Answers and closes the event fd (nobody else ever closes it: see reads_free). */
-static void respond(struct vault_guard *g, int fd, uint32_t verdict)
+static void respond(struct vault_guard *g, int fd, uint32_t verdict, int64_t t_read)
 {
-	respond_fd(g->fan, g, fd, verdict);
+	respond_fd(g->fan, g, fd, verdict, t_read);
 	close(fd);
 }
 
-static void respond_policy(struct vault_guard *g, int fd, const char *why, int err)
+static void respond_policy(struct vault_guard *g, int fd, int64_t t_read, const char *why, int err)
 {
 	static _Atomic uint64_t logged;
 	uint64_t n = atomic_fetch_add(&logged, 1);
@@ -347,10 +447,10 @@ static void respond_policy(struct vault_guard *g, int fd, const char *why, int e
 							: "denied with EIO (fail-closed)");
 	if (g->o.policy == VAULT_FAIL_OPEN) {
 		atomic_fetch_add(&g->n.fail_open, 1);
-		respond(g, fd, FAN_ALLOW);
+		respond(g, fd, FAN_ALLOW, t_read);
 	} else {
 		atomic_fetch_add(&g->n.fail_closed, 1);
-		respond(g, fd, FAN_DENY_ERRNO(EIO));
+		respond(g, fd, FAN_DENY_ERRNO(EIO), t_read);
 	}
 }
 
@@ -831,9 +931,6 @@ static void slot_reset(struct vault_guard *g, struct slot *s)
 		close(s->lease_fd);
 		g->nleases--;
 	}
-	free(s->first_path);
-	s->first_path = NULL;
-	s->first_len = 0;
 	s->tgid = 0;
 	s->state = ST_USED;
 }
@@ -1080,7 +1177,6 @@ static int new_epoch_locked(struct vault_guard *g)
 		struct slot *s = &g->table[i];
 		if (!s->state)
 			continue;
-		free(s->first_path);
 		if (!(s->state & (ST_PENDING | ST_LEASED)))
 			continue;
 		if (!keep) {
@@ -1093,8 +1189,6 @@ static int new_epoch_locked(struct vault_guard *g)
 			continue;
 		}
 		keep[nkeep] = *s;
-		keep[nkeep].first_path = NULL;
-		keep[nkeep].first_len = 0;
 		keep[nkeep].state = s->state & (ST_USED | ST_PENDING | ST_LEASED);
 		nkeep++;
 	}
@@ -1199,7 +1293,10 @@ struct req_buf {
 	struct vault_save_req r;
 };
 
-/* Fills a save request; the inode's first name in this epoch from the table, if known. */
+static struct hold *hold_find(struct vault_guard *g, uint64_t dev, uint64_t ino, uint64_t btime);
+
+/* Fills a save request. f: look up the inode's first name (the held file's name at the
+ * first untrusted open), recorded as orig_path so that a file renamed away comes home. */
 static void fill_req(struct vault_guard *g, int fd, pid_t tid, pid_t tgid, int64_t deadline,
 		     const struct fst *f, const char *path, size_t plen, struct req_buf *b)
 {
@@ -1215,19 +1312,18 @@ static void fill_req(struct vault_guard *g, int fd, pid_t tid, pid_t tgid, int64
 	b->r.deadline_ns = deadline;
 	/* Rows are committed in batches (crash-safe: store.c). */
 	b->r.defer_index = true;
-	/* The first name: from the table, where the (maybe not yet indexed) link put it. No
-	 * name there: no link was taken in this epoch, this name is the first. */
+	/* No hold: this name is the first we know. */
 	b->r.orig_path = path;
 	b->r.orig_path_len = plen;
 	if (f) {
-		pthread_mutex_lock(&g->tmu);
-		struct slot *s = slot_get(g, f, KEY_WHOLE, false);
-		if (s && s->first_path && s->first_len < sizeof(b->first)) {
-			memcpy(b->first, s->first_path, s->first_len);
+		pthread_mutex_lock(&g->hmu);
+		struct hold *h = hold_find(g, f->dev, f->ino, f->btime);
+		if (h && h->plen < sizeof(b->first)) {
+			memcpy(b->first, h->path, h->plen);
 			b->r.orig_path = b->first;
-			b->r.orig_path_len = s->first_len;
+			b->r.orig_path_len = h->plen;
 		}
-		pthread_mutex_unlock(&g->tmu);
+		pthread_mutex_unlock(&g->hmu);
 	}
 }
 
@@ -1302,75 +1398,6 @@ static int save_once(struct vault_guard *g, struct gfs *fsx, const struct gev *e
 	return rc;
 }
 
-/* Name-level history, now (workers): a hard link, or a copy if the name is already gone.
- * at_open: what the file looked like when its open was answered (a deferred link); if it
- * changed since, a write happened and was saved with its name: no link (it would show the
- * new content under the old name). */
-static void link_now(struct vault_guard *g, struct gfs *fsx, int fd, pid_t tid, pid_t tgid,
-		     const char *path, size_t plen, int64_t when, const struct fst *at_open)
-{
-	struct fst now;
-	struct req_buf *b = malloc(sizeof(*b));
-	if (!b || fst_get(fd, &now) < 0) {
-		free(b);
-		return;
-	}
-	fill_req(g, fd, tid, tgid, 0, NULL, path, plen, b);
-	if (at_open) {
-		b->r.saved_ns = when;
-		b->r.if_unchanged = true;
-		b->r.unchanged_mtime_ns = at_open->mtime;
-		b->r.unchanged_size = at_open->size;
-	}
-	int rc;
-	if (now.nlink == 0) {
-		/* Unlinked before we got here: our fd still holds the content. */
-		b->r.orig_path = path;
-		b->r.orig_path_len = plen;
-		rc = vault_store_save(fsx->store, &b->r, NULL);
-		if (rc == 0)
-			atomic_fetch_add(&g->n.links_copied, 1);
-	} else {
-		rc = vault_store_link(fsx->store, &b->r, NULL);
-		if (rc == -ENOENT) {       /* unlinked just now: copy from our fd */
-			b->r.orig_path = path;
-			b->r.orig_path_len = plen;
-			rc = vault_store_save(fsx->store, &b->r, NULL);
-			if (rc == 0)
-				atomic_fetch_add(&g->n.links_copied, 1);
-		}
-	}
-	if (rc == 0)
-		atomic_fetch_add(&g->n.linked, 1);
-	else if (rc == -ESTALE)
-		atomic_fetch_add(&g->n.links_changed, 1);
-	else
-		log_debug("guard: name history for %.*s: %s", (int)plen, path, strerror(-rc));
-	free(b);
-}
-
-/* First untrusted open of the inode in this epoch? Claims it (under tmu) and keeps the
- * name for later saves. */
-static bool claim_link(struct vault_guard *g, struct slot *s, const char *path, size_t plen)
-{
-	if (g->o.no_name_history)
-		return false;
-	if (s && (s->state & ST_LINKED))
-		return false;
-	if (s) {
-		s->state |= ST_LINKED;
-		char *p = malloc(plen + 1);
-		if (p) {
-			memcpy(p, path, plen);
-			p[plen] = '\0';
-			free(s->first_path);
-			s->first_path = p;
-			s->first_len = (uint32_t)plen;
-		}
-	}
-	return true;   /* no slot (table full): link anyway, the store dedupes */
-}
-
 /* ---- queues ---- */
 
 static bool ring_push(struct ring *r, const struct gev *e)
@@ -1392,6 +1419,489 @@ static bool ring_pop(struct ring *r, struct gev *e)
 	return true;
 }
 
+/* ---- held files: name-level history that leaves the file alone (design note, 5) ---- */
+
+static uint64_t hold_ino_hash(uint64_t dev, uint64_t ino) { return mix(dev, ino, 0); }
+
+static uint32_t fh_hash_of(const int32_t fsid[2], int type, const uint8_t *b, unsigned n)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)type ^ (uint32_t)fsid[0] * 31u ^ (uint32_t)fsid[1];
+	for (unsigned i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+/* Under hmu. */
+static struct hold *hold_find(struct vault_guard *g, uint64_t dev, uint64_t ino, uint64_t btime)
+{
+	if (!g->ino_ht)
+		return NULL;
+	for (struct hold *h = g->ino_ht[hold_ino_hash(dev, ino) & g->ht_mask]; h; h = h->ino_next)
+		if (h->dev == dev && h->ino == ino && h->btime == btime)
+			return h;
+	return NULL;
+}
+
+static void lru_unlink(struct vault_guard *g, struct hold *h)
+{
+	if (h->newer)
+		h->newer->older = h->older;
+	else
+		g->lru_new = h->older;
+	if (h->older)
+		h->older->newer = h->newer;
+	else
+		g->lru_old = h->newer;
+	h->newer = h->older = NULL;
+}
+
+static void lru_push_new(struct vault_guard *g, struct hold *h)
+{
+	h->older = g->lru_new;
+	h->newer = NULL;
+	if (g->lru_new)
+		g->lru_new->newer = h;
+	g->lru_new = h;
+	if (!g->lru_old)
+		g->lru_old = h;
+}
+
+static void chain_remove(struct hold **head, struct hold *h, bool by_fh)
+{
+	for (struct hold **pp = head; *pp; pp = by_fh ? &(*pp)->fh_next : &(*pp)->ino_next)
+		if (*pp == h) {
+			*pp = by_fh ? h->fh_next : h->ino_next;
+			return;
+		}
+}
+
+/* Under hmu: takes h out of the tables; the caller hands it to the holder (or is it). */
+static void hold_detach(struct vault_guard *g, struct hold *h)
+{
+	if (!h->in_table)
+		return;
+	chain_remove(&g->ino_ht[hold_ino_hash(h->dev, h->ino) & g->ht_mask], h, false);
+	if (h->watched)
+		chain_remove(&g->fh_ht[h->fh_hash & g->ht_mask], h, true);
+	lru_unlink(g, h);
+	h->in_table = false;
+	g->nholds--;
+}
+
+static void holder_kick(struct vault_guard *g)
+{
+	uint64_t one = 1;
+	if (write(g->hold_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("guard: holder wake: %s", strerror(errno));
+}
+
+static void hold_add_actor(struct hold *h, pid_t tgid)
+{
+	unsigned i = 0;
+	while (i < HOLD_ACTORS - 1 && h->actors[i] && h->actors[i] != tgid)
+		i++;
+	memmove(&h->actors[1], &h->actors[0], i * sizeof(h->actors[0]));
+	h->actors[0] = tgid;
+	h->dead_since = 0;
+}
+
+/* Under hmu: another untrusted open of a held file. If it changed since (a trusted writer,
+ * or a write that was saved), the content as of now is what a deletion would save: its
+ * date moves to this open, as the old per-epoch hard link's did. */
+static void hold_again(struct vault_guard *g, struct hold *h, const struct fst *f, pid_t tgid)
+{
+	hold_add_actor(h, tgid);
+	lru_unlink(g, h);
+	lru_push_new(g, h);
+	if (f->mtime != h->mtime || f->size != h->size) {
+		h->when = vault_now_ns();
+		h->mtime = f->mtime;
+		h->size = f->size;
+	}
+}
+
+/* A file already held: one more actor, most recently used. False if not held. */
+static bool hold_touch(struct vault_guard *g, const struct fst *f, pid_t tgid)
+{
+	pthread_mutex_lock(&g->hmu);
+	struct hold *h = hold_find(g, f->dev, f->ino, f->btime);
+	if (h)
+		hold_again(g, h, f, tgid);
+	bool done = h != NULL || g->holds_off;
+	pthread_mutex_unlock(&g->hmu);
+	return done;
+}
+
+/* An untrusted open (not O_TRUNC, whose open saves the content anyway): hold the file open,
+ * or note one more actor on the hold it has. Costs the opener a dup() and a table insert;
+ * the holder thread puts the FAN_ATTRIB mark on it after the answer. path: the name now. */
+static void hold_take(struct vault_guard *g, int fd, const struct fst *f, struct gfs *fsx,
+		      const char *path, size_t plen, pid_t tgid)
+{
+	bool kick = false;
+	pthread_mutex_lock(&g->hmu);
+	if (g->holds_off)
+		goto out;
+	struct hold *h = hold_find(g, f->dev, f->ino, f->btime);
+	if (h) {
+		hold_again(g, h, f, tgid);
+		goto out;
+	}
+	h = calloc(1, sizeof(*h));
+	char *p = malloc(plen + 1);
+	int dfd = h && p ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (dfd < 0) {
+		free(h);
+		free(p);
+		atomic_fetch_add(&g->n.holds_failed, 1);
+		goto out;
+	}
+	/* Pressure: the least recently opened goes (the holder saves it if its name is gone
+	 * already, else counts and logs the loss). */
+	if (g->nholds >= g->max_holds && g->lru_old) {
+		struct hold *old = g->lru_old;
+		hold_detach(g, old);
+		old->evicted = true;
+		kick = !g->release && !g->holder_napping;
+		old->q_next = g->release;
+		g->release = old;
+	}
+	memcpy(p, path, plen);
+	p[plen] = '\0';
+	*h = (struct hold){.dev = f->dev, .ino = f->ino, .btime = f->btime, .fd = dfd, .fsx = fsx,
+			   .path = p, .plen = plen, .when = vault_now_ns(), .mtime = f->mtime,
+			   .size = f->size, .in_table = true};
+	h->actors[0] = tgid;
+	struct hold **b = &g->ino_ht[hold_ino_hash(f->dev, f->ino) & g->ht_mask];
+	h->ino_next = *b;
+	*b = h;
+	lru_push_new(g, h);
+	g->nholds++;
+	/* A wake-up costs the reader more than the hold itself (12 us here): only when the
+	 * holder sleeps; in a burst it looks again on its own every HOLDER_NAP_MS. */
+	kick |= !g->fresh && !g->holder_napping;
+	h->fresh = true;
+	h->fresh_next = g->fresh;
+	g->fresh = h;
+	atomic_fetch_add(&g->n.holds_taken, 1);
+out:
+	pthread_mutex_unlock(&g->hmu);
+	if (kick)
+		holder_kick(g);
+}
+
+/* Holder: h is detached; if the file has no name left, its content goes to the vault as a
+ * version of the name it had at the first untrusted open; then the fd is closed. who: the
+ * process that made the name go away, when known (the FAN_ATTRIB event's), else 0. */
+static void hold_finish(struct vault_guard *g, struct hold *h, pid_t who)
+{
+	struct fst now;
+	bool gone = fst_get(h->fd, &now) == 0 && now.nlink == 0;
+	if (gone) {
+		struct req_buf *b = malloc(sizeof(*b));
+		int rc = -ENOMEM;
+		if (who <= 0 || who == g->self)
+			who = h->actors[0];
+		if (b) {
+			fill_req(g, h->fd, who, who, 0, NULL, h->path, h->plen, b);
+			/* Unchanged since the open (by mtime and size): the content is that of the
+			 * open, and is dated so, as the hard link was. Written since (a trusted
+			 * writer, or an untrusted one whose write was saved): dated now, the last
+			 * content the name had. */
+			bool same = now.mtime == h->mtime && now.size == h->size;
+			b->r.saved_ns = same ? h->when : 0;
+			rc = vault_store_save(h->fsx->store, &b->r, NULL);
+			free(b);
+			if (!same)
+				atomic_fetch_add(&g->n.holds_changed, 1);
+		}
+		if (rc == 0) {
+			atomic_fetch_add(&g->n.holds_saved, 1);
+		} else {
+			atomic_fetch_add(rc == -ENOSPC ? &g->n.enospc : &g->n.save_failed, 1);
+			log_warn("guard: %.*s lost its last name: could not save its content: %s",
+				 (int)h->plen, h->path, strerror(-rc));
+		}
+	} else {
+		if (h->evicted) {
+			uint64_t n = atomic_fetch_add(&g->n.holds_evicted, 1) + 1;
+			if (n < 10 || (n & (n - 1)) == 0)
+				log_warn("guard: %llu held files released under pressure (max_holds %u), "
+					 "oldest first, last %.*s: if their names are now deleted or renamed "
+					 "over, their content is lost unless a write saved it",
+					 (unsigned long long)n, g->max_holds, (int)h->plen, h->path);
+		} else {
+			atomic_fetch_add(&g->n.holds_released, 1);
+		}
+		/* The mark would outlive us while the inode stays cached. */
+		if (h->watched)
+			fanotify_mark(g->fid, FAN_MARK_REMOVE, FAN_ATTRIB, h->fd, NULL);
+	}
+	close(h->fd);
+	free(h->path);
+	free(h);
+}
+
+/* Holder: a new hold gets its FAN_ATTRIB mark (unlink and rename-over raise it on the
+ * inode: fsnotify_link_count) and its handle, to find it from the event. A name that went
+ * away before the mark was in place is caught by the nlink check after it. */
+static void hold_watch(struct vault_guard *g, struct hold *h)
+{
+	struct {
+		struct file_handle fh;
+		unsigned char b[HOLD_FH_MAX];
+	} hb;
+	struct statfs sf;
+	int mnt;
+	hb.fh.handle_bytes = HOLD_FH_MAX;
+	pthread_mutex_lock(&g->hmu);
+	bool live = h->in_table;       /* else evicted already: on the release list */
+	pthread_mutex_unlock(&g->hmu);
+	if (!live)
+		return;
+	bool ok = g->fid >= 0 &&
+		  name_to_handle_at(h->fd, "", &hb.fh, &mnt, AT_EMPTY_PATH | g->handle_flags) == 0 &&
+		  fstatfs(h->fd, &sf) == 0 &&
+		  fanotify_mark(g->fid, FAN_MARK_ADD | FAN_MARK_EVICTABLE, FAN_ATTRIB, h->fd, NULL) == 0;
+	if (!ok)
+		atomic_fetch_add(&g->n.holds_unwatched, 1);   /* the sweep checks it instead */
+	pthread_mutex_lock(&g->hmu);
+	if (ok && h->in_table) {
+		h->fh_type = hb.fh.handle_type;
+		h->fh_len = hb.fh.handle_bytes;
+		memcpy(h->fh, hb.fh.f_handle, h->fh_len);
+		memcpy(h->fsid, &sf.f_fsid, sizeof(h->fsid));
+		h->fh_hash = fh_hash_of(h->fsid, h->fh_type, h->fh, h->fh_len);
+		struct hold **b = &g->fh_ht[h->fh_hash & g->ht_mask];
+		h->fh_next = *b;
+		*b = h;
+		h->watched = true;
+	}
+	pthread_mutex_unlock(&g->hmu);
+	struct fst now;
+	if (fst_get(h->fd, &now) == 0 && now.nlink == 0) {
+		pthread_mutex_lock(&g->hmu);
+		bool mine = h->in_table;
+		hold_detach(g, h);
+		pthread_mutex_unlock(&g->hmu);
+		if (mine)              /* else the reader evicted it: on the release list */
+			hold_finish(g, h, 0);
+	}
+}
+
+/* Holder: nlink of every hold (check_all: after a queue overflow) or of those without a
+ * mark; releases holds whose actors all left grace_ms ago. */
+static void holds_sweep(struct vault_guard *g, bool check_all)
+{
+	enum { PIDS = 4096 };
+	pid_t pid[PIDS];
+	int8_t alive[PIDS];            /* 0: not asked, 1 alive, -1 gone */
+	memset(alive, 0, sizeof(alive));
+	memset(pid, 0, sizeof(pid));
+	int64_t now = vault_mono_ns(), grace = g->o.hold_grace_ms * 1000000;
+	struct hold **chk = NULL, *done = NULL;
+	unsigned nchk = 0;
+	/* Which actors are alive: asked once each, outside hmu. */
+	pthread_mutex_lock(&g->hmu);
+	unsigned n = g->nholds;
+	pid_t *ask = malloc(sizeof(*ask) * (size_t)(n * HOLD_ACTORS + 1));
+	unsigned nask = 0;
+	for (struct hold *h = g->lru_old; h && ask; h = h->newer)
+		for (unsigned i = 0; i < HOLD_ACTORS && h->actors[i]; i++)
+			ask[nask++] = h->actors[i];
+	pthread_mutex_unlock(&g->hmu);
+	for (unsigned k = 0; k < nask; k++) {
+		unsigned i = (unsigned)ask[k] % PIDS;
+		if (alive[i] && pid[i] == ask[k])
+			continue;
+		pid[i] = ask[k];
+		alive[i] = kill(ask[k], 0) == 0 || errno != ESRCH ? 1 : -1;
+	}
+	free(ask);
+	pthread_mutex_lock(&g->hmu);
+	chk = malloc(sizeof(*chk) * (g->nholds + 1));
+	for (struct hold *h = g->lru_old, *nx; h; h = nx) {
+		nx = h->newer;
+		bool dead = true;
+		for (unsigned i = 0; i < HOLD_ACTORS && h->actors[i] && dead; i++) {
+			unsigned k = (unsigned)h->actors[i] % PIDS;
+			dead = pid[k] == h->actors[i] && alive[k] < 0;
+		}
+		if (!dead) {
+			h->dead_since = 0;
+		} else if (!h->dead_since) {
+			h->dead_since = now;
+		} else if (now - h->dead_since >= grace && !h->fresh) {
+			hold_detach(g, h);
+			h->q_next = done;
+			done = h;
+			continue;
+		}
+		if (chk && !h->fresh && (check_all || !h->watched))
+			chk[nchk++] = h;
+	}
+	pthread_mutex_unlock(&g->hmu);
+	/* Only the holder frees holds: the pointers stay valid; a detached one is finished
+	 * from the release list. */
+	for (unsigned k = 0; k < nchk; k++) {
+		struct fst st;
+		if (fst_get(chk[k]->fd, &st) == 0 && st.nlink == 0) {
+			pthread_mutex_lock(&g->hmu);
+			bool mine = chk[k]->in_table;
+			hold_detach(g, chk[k]);
+			pthread_mutex_unlock(&g->hmu);
+			if (mine)
+				hold_finish(g, chk[k], 0);
+		}
+	}
+	free(chk);
+	while (done) {
+		struct hold *h = done;
+		done = h->q_next;
+		hold_finish(g, h, 0);
+	}
+}
+
+/* Holder: FAN_ATTRIB events; false after an overflow (then every hold is checked). */
+static bool holds_events(struct vault_guard *g, char *buf, size_t cap)
+{
+	bool ok = true;
+	for (;;) {
+		ssize_t n = read(g->fid, buf, cap);
+		if (n <= 0) {
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				log_err("guard: read (held files): %s", strerror(errno));
+			return ok;
+		}
+		/* FID records make events 4-byte aligned only, so FAN_EVENT_NEXT's pointers would
+		 * be misaligned (UBSan): walk by offset and copy the headers out. */
+		struct fanotify_event_metadata md;
+		for (size_t off = 0; (size_t)n - off >= sizeof(md); off += md.event_len) {
+			struct fanotify_event_info_fid fi;
+			struct file_handle fh;
+			memcpy(&md, buf + off, sizeof(md));
+			if (md.event_len < sizeof(md) || md.event_len > (size_t)n - off)
+				break;
+			if (md.mask & FAN_Q_OVERFLOW) {
+				ok = false;
+				continue;
+			}
+			const char *rec = buf + off + sizeof(md), *end = buf + off + md.event_len;
+			if (rec + sizeof(fi) + sizeof(fh) > end)
+				continue;
+			memcpy(&fi, rec, sizeof(fi));
+			memcpy(&fh, rec + sizeof(fi), sizeof(fh));
+			const uint8_t *bytes = (const uint8_t *)rec + sizeof(fi) + sizeof(fh);
+			if (fi.hdr.info_type != FAN_EVENT_INFO_TYPE_FID || fh.handle_bytes > HOLD_FH_MAX ||
+			    (const char *)bytes + fh.handle_bytes > end)
+				continue;
+			int32_t fsid[2];
+			memcpy(fsid, &fi.fsid, sizeof(fsid));
+			uint32_t hh = fh_hash_of(fsid, fh.handle_type, bytes, fh.handle_bytes);
+			pthread_mutex_lock(&g->hmu);
+			struct hold *h = g->fh_ht ? g->fh_ht[hh & g->ht_mask] : NULL;
+			for (; h; h = h->fh_next)
+				if (h->fh_hash == hh && h->fh_type == fh.handle_type &&
+				    h->fh_len == fh.handle_bytes && memcmp(h->fsid, fsid, sizeof(fsid)) == 0 &&
+				    memcmp(h->fh, bytes, h->fh_len) == 0)
+					break;
+			pthread_mutex_unlock(&g->hmu);
+			struct fst st;
+			if (!h || fst_get(h->fd, &st) < 0 || st.nlink > 0)
+				continue;      /* a chmod, or one of several names went */
+			pthread_mutex_lock(&g->hmu);
+			bool mine = h->in_table;
+			hold_detach(g, h);
+			pthread_mutex_unlock(&g->hmu);
+			if (mine)
+				hold_finish(g, h, md.pid);
+		}
+	}
+}
+
+/* "ward-holder": watches new holds, saves held files whose last name went away, releases
+ * holds whose actors are gone and those evicted under pressure. At stop, saves what lost
+ * its name and closes everything. */
+static void *holder_main(void *arg)
+{
+	struct vault_guard *g = arg;
+	pthread_setname_np(pthread_self(), "ward-holder");
+	char buf[16 * 1024] __attribute__((aligned(__alignof__(struct fanotify_event_metadata))));
+	int64_t period = g->o.hold_grace_ms / 2 < 1000 ? g->o.hold_grace_ms / 2 : 1000;
+	if (period < 20)
+		period = 20;
+	int64_t next_sweep = vault_mono_ns() + period * 1000000;
+	bool napping = false;
+	struct pollfd pf[2] = {{.fd = g->hold_efd, .events = POLLIN}, {.fd = g->fid, .events = POLLIN}};
+	for (;;) {
+		int64_t wait = (next_sweep - vault_mono_ns()) / 1000000;
+		if (napping && wait > HOLDER_NAP_MS)
+			wait = HOLDER_NAP_MS;
+		pthread_mutex_lock(&g->hmu);
+		bool idle = !g->nholds && !napping;   /* nothing to sweep: sleep until kicked */
+		pthread_mutex_unlock(&g->hmu);
+		int pr = poll(pf, 2, idle ? -1 : wait < 0 ? 0 : (int)wait + 1);
+		if (pr < 0 && errno != EINTR) {
+			log_err("guard: poll (held files): %s", strerror(errno));
+			break;
+		}
+		uint64_t cnt;
+		if (pr > 0 && (pf[0].revents & POLLIN) && read(g->hold_efd, &cnt, sizeof(cnt)) < 0 &&
+		    errno != EAGAIN)
+			log_warn("guard: holder wake: %s", strerror(errno));
+		pthread_mutex_lock(&g->hmu);
+		struct hold *fresh = g->fresh, *rel = g->release;
+		g->fresh = g->release = NULL;
+		for (struct hold *h = fresh; h; h = h->fresh_next)
+			h->fresh = false;      /* ours now: the sweep may look at them */
+		bool stop = g->hold_stop;
+		/* New holds now: more are likely; nap instead of waiting for a kick. None: sleep
+		 * until kicked (the reader sees holder_napping false under hmu). */
+		napping = g->holder_napping = fresh != NULL;
+		pthread_mutex_unlock(&g->hmu);
+		/* Fresh ones first: one evicted since is on rel too, and freed there. */
+		while (fresh) {
+			struct hold *h = fresh;
+			fresh = h->fresh_next;
+			hold_watch(g, h);
+		}
+		while (rel) {
+			struct hold *h = rel;
+			rel = h->q_next;
+			hold_finish(g, h, 0);
+		}
+		bool overflow = false;
+		if (pr > 0 && (pf[1].revents & POLLIN))
+			overflow = !holds_events(g, buf, sizeof(buf));
+		if (overflow || vault_mono_ns() >= next_sweep) {
+			holds_sweep(g, overflow);
+			next_sweep = vault_mono_ns() + period * 1000000;
+		}
+		if (stop)
+			break;
+	}
+	/* Stop: whatever lost its name is saved now; the rest is let go. */
+	if (g->fid >= 0)
+		holds_events(g, buf, sizeof(buf));
+	pthread_mutex_lock(&g->hmu);
+	g->holds_off = true;
+	struct hold *all = g->release;
+	g->release = g->fresh = NULL;
+	while (g->lru_old) {
+		struct hold *h = g->lru_old;
+		hold_detach(g, h);
+		h->q_next = all;
+		all = h;
+	}
+	pthread_mutex_unlock(&g->hmu);
+	while (all) {
+		struct hold *h = all;
+		all = h->q_next;
+		hold_finish(g, h, 0);
+	}
+	return NULL;
+}
+
 /* ---- the slow path (workers): saves, unknown intents ---- */
 
 /* Saves the reader makes itself (a hand-off to a sleeping worker costs two wake-ups):
@@ -1410,26 +1920,26 @@ static bool handle(struct vault_guard *g, struct gev *e, bool reader)
 
 	if (vault_mono_ns() > e->deadline) {
 		atomic_fetch_add(&g->n.timeouts, 1);
-		respond_policy(g, e->fd, "event waited past its deadline", -ETIMEDOUT);
+		respond_policy(g, e->fd, e->t_read, "event waited past its deadline", -ETIMEDOUT);
 		return true;
 	}
 	snprintf(lp, sizeof(lp), "/proc/self/fd/%d", e->fd);
 	ssize_t pl = readlink(lp, path, sizeof(path) - 1);
 	if (pl < 0 || fst_get(e->fd, &f) < 0 || !S_ISREG(f.mode)) {
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 	path[pl] = '\0';
 	size_t plen = (size_t)pl;
 	struct gfs *fsx = fs_of(g, path, plen);
 	if (!fsx) {                    /* a bind mount elsewhere: no vault to save into */
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 	/* The vault is ward's alone (ward's own opens never reach a worker). */
 	if (plen >= fsx->vault_len && memcmp(path, fsx->vault, fsx->vault_len) == 0) {
 		atomic_fetch_add(&g->n.tamper_denied, 1);
-		respond(g, e->fd, FAN_DENY);
+		respond(g, e->fd, FAN_DENY, e->t_read);
 		return true;
 	}
 	pid_t tgid = e->tgid > 0 ? e->tgid : tgid_of(e->tid);
@@ -1448,7 +1958,6 @@ static bool handle(struct vault_guard *g, struct gev *e, bool reader)
 			atomic_fetch_add(&g->n.unknown_intent, 1);
 		bool trunc = fl < 0 || (fl & O_TRUNC);
 		bool writes = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
-		bool link = false;
 		pthread_mutex_lock(&g->tmu);
 		struct slot *s = slot_get(g, &f, KEY_WHOLE, true);
 		if (!writes) {
@@ -1457,11 +1966,9 @@ static bool handle(struct vault_guard *g, struct gev *e, bool reader)
 		} else {
 			writer_opens(g, s, e->fd, tgid);
 		}
-		if (!trunc)
-			link = claim_link(g, s, path, plen);
 		pthread_mutex_unlock(&g->tmu);
-		if (link)
-			link_now(g, fsx, e->fd, e->tid, tgid, path, plen, vault_now_ns(), NULL);
+		if (!trunc && !g->o.no_name_history)
+			hold_take(g, e->fd, &f, fsx, path, plen, tgid);
 		if (trunc && f.size > 0) {
 			/* O_TRUNC destroys everything before any FAN_PRE_ACCESS: save whole, large
 			 * or not. */
@@ -1519,7 +2026,7 @@ static bool handle(struct vault_guard *g, struct gev *e, bool reader)
 	pthread_rwlock_unlock(&g->epoch_lock);
 
 	if (rc >= 0) {
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 	if (rc == -ENOSPC)
@@ -1528,21 +2035,8 @@ static bool handle(struct vault_guard *g, struct gev *e, bool reader)
 		atomic_fetch_add(&g->n.timeouts, 1);
 	else
 		atomic_fetch_add(&g->n.save_failed, 1);
-	respond_policy(g, e->fd, "could not save before a write", rc);
+	respond_policy(g, e->fd, e->t_read, "could not save before a write", rc);
 	return true;
-}
-
-static void do_link_job(struct vault_guard *g, struct gev *e)
-{
-	struct gfs *fsx = fs_of(g, e->path, e->plen);
-	if (fsx) {
-		struct fst at_open = {.mtime = e->mtime, .size = e->size};
-		pthread_rwlock_rdlock(&g->epoch_lock);
-		link_now(g, fsx, e->fd, e->tid, e->tgid, e->path, e->plen, e->when, &at_open);
-		pthread_rwlock_unlock(&g->epoch_lock);
-	}
-	close(e->fd);
-	free(e->path);
 }
 
 /* A broken lease: save the file while its truncater waits, then release. */
@@ -1583,15 +2077,13 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct gev e;
 		pthread_mutex_lock(&g->qmu);
-		while (!g->evq.len && !g->jobq.len && !g->stopping)
+		while (!g->evq.len && !g->stopping)
 			pthread_cond_wait(&g->qcv, &g->qmu);
-		bool got = ring_pop(&g->evq, &e) || ring_pop(&g->jobq, &e);
+		bool got = ring_pop(&g->evq, &e);
 		pthread_mutex_unlock(&g->qmu);
 		if (!got)
 			return NULL;
-		if (e.kind == EV_LINK)
-			do_link_job(g, &e);
-		else if (e.kind == EV_LEASE)
+		if (e.kind == EV_LEASE)
 			do_lease_job(g, &e);
 		else
 			handle(g, &e, false);
@@ -1620,50 +2112,11 @@ static void to_worker(struct vault_guard *g, struct gev *e)
 		return;
 	}
 	if (stopping) {                /* shutting down: the kernel would allow it anyway */
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return;
 	}
 	atomic_fetch_add(&g->n.queue_full, 1);
-	respond_policy(g, e->fd, "too many events waiting for a worker", -EAGAIN);
-}
-
-/* Queues a name link for after the answer. False if it cannot (the caller then lets a
- * worker handle the whole event, linking before it answers). */
-static bool defer_link(struct vault_guard *g, const struct gev *e, const struct fst *f,
-		       const char *path, size_t plen)
-{
-	struct gev j = {.kind = EV_LINK, .tid = e->tid, .tgid = e->tgid, .plen = plen,
-			.when = vault_now_ns(), .mtime = f->mtime, .size = f->size};
-	j.path = malloc(plen + 1);
-	j.fd = fcntl(e->fd, F_DUPFD_CLOEXEC, 0);
-	if (!j.path || j.fd < 0)
-		goto fail;
-	memcpy(j.path, path, plen);
-	j.path[plen] = '\0';
-	pthread_mutex_lock(&g->qmu);
-	bool ok = !g->stopping && ring_push(&g->jobq, &j);
-	if (ok)
-		pthread_cond_signal(&g->qcv);
-	pthread_mutex_unlock(&g->qmu);
-	if (ok) {
-		atomic_fetch_add(&g->n.links_deferred, 1);
-		return true;
-	}
-fail:
-	free(j.path);
-	if (j.fd >= 0)
-		close(j.fd);
-	return false;
-}
-
-/* Un-claims a name link the reader could not defer (a worker will claim it again). */
-static void unclaim_link(struct vault_guard *g, const struct fst *f)
-{
-	pthread_mutex_lock(&g->tmu);
-	struct slot *s = slot_get(g, f, KEY_WHOLE, false);
-	if (s)
-		s->state &= (uint8_t)~ST_LINKED;
-	pthread_mutex_unlock(&g->tmu);
+	respond_policy(g, e->fd, e->t_read, "too many events waiting for a worker", -EAGAIN);
 }
 
 /* The reader's path: every event of known intent ends here. Returns false when a worker
@@ -1678,7 +2131,7 @@ static bool fast(struct vault_guard *g, struct gev *e)
 	if (!trusted && e->nr >= 0 && !open && nr_is_read(e->nr, e->flags) == 0)
 		return handle(g, e, true);     /* a write: saved here when small */
 	if (fst_get(e->fd, &f) < 0 || !S_ISREG(f.mode)) {
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 	char path[WARD_PATH_MAX];
@@ -1694,7 +2147,7 @@ static bool fast(struct vault_guard *g, struct gev *e)
 		struct gfs *fsx = fs_of(g, path, (size_t)pl);
 		if (fsx && (size_t)pl >= fsx->vault_len && memcmp(path, fsx->vault, fsx->vault_len) == 0) {
 			atomic_fetch_add(&g->n.tamper_denied, 1);
-			respond(g, e->fd, FAN_DENY);
+			respond(g, e->fd, FAN_DENY, e->t_read);
 			return true;
 		}
 	}
@@ -1714,7 +2167,7 @@ static bool fast(struct vault_guard *g, struct gev *e)
 				reads_free(g, s, e->fd, false, &f);
 			pthread_mutex_unlock(&g->tmu);
 		}
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 
@@ -1726,7 +2179,7 @@ static bool fast(struct vault_guard *g, struct gev *e)
 		pthread_mutex_lock(&g->tmu);
 		reads_free(g, slot_get(g, &f, KEY_WHOLE, true), e->fd, true, &f);
 		pthread_mutex_unlock(&g->tmu);
-		respond(g, e->fd, FAN_ALLOW);
+		respond(g, e->fd, FAN_ALLOW, e->t_read);
 		return true;
 	}
 
@@ -1739,39 +2192,38 @@ static bool fast(struct vault_guard *g, struct gev *e)
 	struct slot *s = slot_get(g, &f, KEY_WHOLE, true);
 	if (writes)
 		writer_opens(g, s, e->fd, e->tgid > 0 ? e->tgid : e->tid);
-	bool link = !trunc && !g->o.no_name_history && !(s && (s->state & ST_LINKED));
+	/* Name-level history: the file held open until its actors are gone (note, 5). */
 	pthread_mutex_unlock(&g->tmu);
-	if (link) {
+	pid_t tgid = e->tgid > 0 ? e->tgid : e->tid;
+	if (!trunc && !g->o.no_name_history && !hold_touch(g, &f, tgid)) {
 		if (pl < 0) {
 			char lp[64];
 			snprintf(lp, sizeof(lp), "/proc/self/fd/%d", e->fd);
 			pl = readlink(lp, path, sizeof(path) - 1);
-			if (pl < 0)
-				return false;
-			path[pl] = '\0';
+			if (pl >= 0)
+				path[pl] = '\0';
 		}
-		pthread_mutex_lock(&g->tmu);
-		s = slot_get(g, &f, KEY_WHOLE, true);
-		link = claim_link(g, s, path, (size_t)pl);
-		pthread_mutex_unlock(&g->tmu);
-		if (link && !defer_link(g, e, &f, path, (size_t)pl)) {
-			unclaim_link(g, &f);
-			return false;
-		}
+		struct gfs *fsx = pl > 0 ? fs_of(g, path, (size_t)pl) : NULL;
+		if (fsx)
+			hold_take(g, e->fd, &f, fsx, path, (size_t)pl, tgid);
+		else
+			atomic_fetch_add(&g->n.holds_failed, 1);
 	}
 	if (!writes) {
 		pthread_mutex_lock(&g->tmu);
 		reads_free(g, slot_get(g, &f, KEY_WHOLE, true), e->fd, false, &f);
 		pthread_mutex_unlock(&g->tmu);
 	}
-	respond(g, e->fd, FAN_ALLOW);
+	respond(g, e->fd, FAN_ALLOW, e->t_read);
 	return true;
 }
 
-static void dispatch(struct vault_guard *g, const struct fanotify_event_metadata *m, int64_t now)
+/* First look at an event of the main group, at read time: ward's own are answered here,
+ * before anything else of the batch (ward's content reads must never wait behind saves);
+ * the rest is parsed into e. True when answered. */
+static bool triage(struct vault_guard *g, const struct fanotify_event_metadata *m, int64_t now,
+		   struct gev *e)
 {
-	struct gev e = {.kind = EV_PERM, .fd = m->fd, .tid = m->pid, .mask = m->mask, .nr = -1,
-			.deadline = now + g->o.deadline_ms * 1000000};
 	atomic_fetch_add(&g->n.events, 1);
 	atomic_fetch_add(m->mask & FAN_OPEN_PERM ? &g->n.open_perm : &g->n.pre_access, 1);
 	int nr = -1;
@@ -1780,40 +2232,41 @@ static void dispatch(struct vault_guard *g, const struct fanotify_event_metadata
 	bool known = intent_get(g, m->pid, &nr, &fl, &tgid);
 	if (is_self(g, m->pid, tgid)) {
 		atomic_fetch_add(&g->n.self, 1);
-		respond(g, m->fd, FAN_ALLOW);
-		return;
+		if (g->pend.len)           /* it jumped the queue */
+			atomic_fetch_add(&g->n.self_early, 1);
+		respond(g, m->fd, FAN_ALLOW, now);
+		return true;
 	}
-	e.tgid = tgid;
+	*e = (struct gev){.kind = EV_PERM, .fd = m->fd, .tid = m->pid, .tgid = tgid, .mask = m->mask,
+			  .nr = -1, .t_read = now, .deadline = now + g->o.deadline_ms * 1000000};
 	/* An open must be in an open syscall, a read in a read: anything else is unknown. */
 	if (known && ((m->mask & FAN_OPEN_PERM) ? nr_is_open(nr) : !nr_is_open(nr) || nr == X_EXECVE ||
 						   nr == X_EXECVEAT)) {
-		e.nr = nr;
-		e.flags = fl;
+		e->nr = nr;
+		e->flags = fl;
 		atomic_fetch_add(&g->n.intent_bpf, 1);
 	}
 	const char *p = (const char *)(m + 1), *end = (const char *)m + m->event_len;
 	while (p + sizeof(struct fanotify_event_info_header) <= end) {
-		const struct fanotify_event_info_header *h = (const void *)p;
-		if (h->len < sizeof(*h) || p + h->len > end)
+		struct fanotify_event_info_header h;
+		memcpy(&h, p, sizeof(h));      /* records are 4-byte aligned only */
+		if (h.len < sizeof(h) || p + h.len > end)
 			break;
-		if (h->info_type == FAN_EVENT_INFO_TYPE_RANGE &&
-		    h->len >= sizeof(struct fanotify_event_info_range)) {
-			const struct fanotify_event_info_range *r = (const void *)p;
-			e.has_range = true;
-			e.off = r->offset;
-			e.cnt = r->count;
+		if (h.info_type == FAN_EVENT_INFO_TYPE_RANGE &&
+		    h.len >= sizeof(struct fanotify_event_info_range)) {
+			struct fanotify_event_info_range r;
+			memcpy(&r, p, sizeof(r));
+			e->has_range = true;
+			e->off = r.offset;
+			e->cnt = r.count;
 		}
-		p += h->len;
+		p += h.len;
 	}
-	if (fast(g, &e)) {
-		atomic_fetch_add(&g->n.fast, 1);
-		return;
-	}
-	to_worker(g, &e);
+	return false;
 }
 
 /* The vault's own group: ward may, nobody else may open a file there. */
-static void dispatch_tamper(struct vault_guard *g, const struct fanotify_event_metadata *m)
+static void dispatch_tamper(struct vault_guard *g, const struct fanotify_event_metadata *m, int64_t now)
 {
 	atomic_fetch_add(&g->n.tamper_events, 1);
 	int nr;
@@ -1826,17 +2279,20 @@ static void dispatch_tamper(struct vault_guard *g, const struct fanotify_event_m
 		atomic_fetch_add(&g->n.tamper_denied, 1);
 		v = FAN_DENY;
 	}
-	respond_fd(g->tamper, g, m->fd, v);
+	respond_fd(g->tamper, g, m->fd, v, now);
 	close(m->fd);
 }
 
-static void read_group(struct vault_guard *g, int fan, char *buf, size_t cap)
+/* Reads what a group has queued (both are FAN_NONBLOCK). The vault's group is answered
+ * here; the main group's events are triaged (ward's own answered) and the rest appended
+ * to g->pend, which the caller drains. False when nothing was read. */
+static bool read_group(struct vault_guard *g, int fan, char *buf, size_t cap)
 {
 	ssize_t n = read(fan, buf, cap);
-	if (n < 0) {
-		if (errno != EINTR && errno != EAGAIN)
+	if (n <= 0) {
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
 			log_err("guard: read: %s", strerror(errno));
-		return;
+		return false;
 	}
 	int64_t now = vault_mono_ns();
 	const struct fanotify_event_metadata *m = (const void *)buf;
@@ -1845,17 +2301,59 @@ static void read_group(struct vault_guard *g, int fan, char *buf, size_t cap)
 			log_err("guard: fanotify metadata version %u, expected %u", m->vers,
 				FANOTIFY_METADATA_VERSION);
 			if (m->fd >= 0) {
-				respond_fd(fan, g, m->fd, FAN_ALLOW);
+				respond_fd(fan, g, m->fd, FAN_ALLOW, now);
 				close(m->fd);
 			}
 			continue;
 		}
 		if (m->fd < 0)   /* FAN_NOFD: overflow; permission events always have an fd */
 			continue;
-		if (fan == g->fan)
-			dispatch(g, m, now);
+		if (fan != g->fan) {
+			dispatch_tamper(g, m, now);
+			continue;
+		}
+		struct gev e;
+		if (triage(g, m, now, &e))
+			continue;
+		if (!ring_push(&g->pend, &e)) {  /* cannot happen: reads fit the room left */
+			if (!fast(g, &e))
+				to_worker(g, &e);
+		}
+	}
+	return true;
+}
+
+/* Events that may make the reader save before it answers. */
+static bool may_save(const struct gev *e)
+{
+	if (e->nr < 0)
+		return false;              /* unknown intent: a worker's */
+	if (e->mask & FAN_OPEN_PERM)
+		return e->flags & O_TRUNC;
+	return nr_is_read(e->nr, e->flags) != 1;
+}
+
+/* The reader's batch: every event read is triaged first (ward's own answered), then the
+ * rest in order. Before each event that may save, and every 32 events, whatever was queued
+ * meanwhile is read and triaged, so ward's own opens wait for at most one small save. */
+static void drain_main(struct vault_guard *g, char *buf, size_t cap)
+{
+	const size_t ev_min = sizeof(struct fanotify_event_metadata);
+	if (!read_group(g, g->fan, buf, cap))
+		return;
+	struct gev e;
+	unsigned since = 0;
+	while (ring_pop(&g->pend, &e)) {
+		if (may_save(&e) || ++since >= 32) {
+			since = 0;
+			size_t room = (size_t)(g->pend.cap - g->pend.len) * ev_min;
+			if (room >= 64 * ev_min)
+				read_group(g, g->fan, buf, room < cap ? room : cap);
+		}
+		if (fast(g, &e))
+			atomic_fetch_add(&g->n.fast, 1);
 		else
-			dispatch_tamper(g, m);
+			to_worker(g, &e);
 	}
 }
 
@@ -1917,7 +2415,7 @@ static void *reader_main(void *arg)
 				lease_broken(g, fds[i]);
 		}
 		if (pf[0].revents & POLLIN)
-			read_group(g, g->fan, buf, sizeof(buf));
+			drain_main(g, buf, sizeof(buf));
 	}
 	return NULL;
 }
@@ -1976,21 +2474,92 @@ static int leases_setup(struct vault_guard *g)
 		atomic_store(&lease_pipe_w, -1);
 		return -errno;
 	}
-	/* One fd per lease, plus room for everything else. */
 	g->max_leases = g->o.max_leases ? g->o.max_leases : 16384;
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		rlim_t want = (rlim_t)g->max_leases + 4096;
-		if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
-			rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-			if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
-				log_info("guard: RLIMIT_NOFILE raised to %llu for read leases",
-					 (unsigned long long)rl.rlim_cur);
-		}
-		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
-			g->max_leases = rl.rlim_cur > 4096 + 64 ? (unsigned)(rl.rlim_cur - 4096) : 64;
-	}
 	g->leases_ok = true;
+	return 0;
+}
+
+/* One fd per lease and per held file, plus room for everything else: the soft
+ * RLIMIT_NOFILE is raised to fit (and the hard one, which root may raise up to
+ * fs.nr_open); if it cannot be, both budgets shrink, and the log says so. */
+static void fds_setup(struct vault_guard *g)
+{
+	const rlim_t spare = 4096;
+	unsigned leases = g->leases_ok ? g->max_leases : 0;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = (rlim_t)leases + g->max_holds + spare;
+	if (rl.rlim_cur < want) {
+		struct rlimit nl = {.rlim_cur = want, .rlim_max = rl.rlim_max > want ? rl.rlim_max : want};
+		if (setrlimit(RLIMIT_NOFILE, &nl) < 0) {
+			nl.rlim_max = rl.rlim_max;
+			nl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+			if (setrlimit(RLIMIT_NOFILE, &nl) < 0)
+				nl = rl;
+		}
+		if (nl.rlim_cur != rl.rlim_cur)
+			log_info("guard: RLIMIT_NOFILE raised to %llu for read leases and held files",
+				 (unsigned long long)nl.rlim_cur);
+		rl = nl;
+	}
+	if (rl.rlim_cur >= want)
+		return;
+	/* Both shrink in proportion, never above what was asked, at least 64 (or what was asked). */
+	rlim_t avail = rl.rlim_cur > spare + 128 ? rl.rlim_cur - spare : 128;
+	rlim_t holds = avail * g->max_holds / ((rlim_t)leases + g->max_holds);
+	rlim_t floor_h = g->max_holds < 64 ? g->max_holds : 64;
+	g->max_holds = (unsigned)(holds > floor_h ? holds : floor_h);
+	if (g->leases_ok) {
+		rlim_t l = avail > g->max_holds ? avail - g->max_holds : 0;
+		rlim_t floor_l = leases < 64 ? leases : 64;
+		g->max_leases = (unsigned)(l < leases ? (l > floor_l ? l : floor_l) : leases);
+	}
+	log_warn("guard: RLIMIT_NOFILE %llu: at most %u held files and %u read leases",
+		 (unsigned long long)rl.rlim_cur, g->max_holds, g->max_leases);
+}
+
+/* Held files: the tables, the FAN_ATTRIB group and the holder's wake-up. Without the
+ * group (fanotify FID reporting needs Linux 5.1, evictable marks 5.19) the holder finds
+ * deleted names by its periodic sweep instead. */
+static int holds_setup(struct vault_guard *g)
+{
+	g->max_holds = g->o.max_holds ? g->o.max_holds : 16384;
+	if (!g->o.hold_grace_ms)
+		g->o.hold_grace_ms = 10000;
+	g->holds_off = g->o.no_name_history;
+	unsigned cap = 64;
+	while (cap < 2 * g->max_holds && cap < (1u << 30))
+		cap <<= 1;
+	g->ht_mask = cap - 1;
+	g->ino_ht = calloc(cap, sizeof(*g->ino_ht));
+	g->fh_ht = calloc(cap, sizeof(*g->fh_ht));
+	g->hold_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!g->ino_ht || !g->fh_ht)
+		return -ENOMEM;
+	if (g->hold_efd < 0)
+		return -errno;
+	if (g->holds_off)
+		return 0;
+	g->fid = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK |
+				       FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS,
+			       O_RDONLY | O_CLOEXEC);
+	if (g->fid < 0) {
+		log_warn("guard: fanotify FID group for held files: %s: deleted names are found by "
+			 "a sweep every second instead", strerror(errno));
+		return 0;
+	}
+	/* AT_HANDLE_FID (6.5+) asks for the handle fanotify reports; without it the same
+	 * bytes for ext4, xfs and btrfs (no parent requested either way). */
+	struct {
+		struct file_handle fh;
+		unsigned char b[HOLD_FH_MAX];
+	} hb = {.fh.handle_bytes = HOLD_FH_MAX};
+	int mnt;
+	g->handle_flags = AT_HANDLE_FID;
+	if (name_to_handle_at(AT_FDCWD, g->fs[0].mount, &hb.fh, &mnt, g->handle_flags) < 0 &&
+	    errno == EINVAL)
+		g->handle_flags = 0;
 	return 0;
 }
 
@@ -2016,7 +2585,6 @@ static void free_guard(struct vault_guard *g)
 				fcntl(s->lease_fd, F_SETLEASE, F_UNLCK);
 				close(s->lease_fd);
 			}
-			free(s->first_path);
 		}
 	}
 	intent_unload(g);
@@ -2025,8 +2593,20 @@ static void free_guard(struct vault_guard *g)
 		close(g->wake);
 	if (g->taskdir >= 0)
 		close(g->taskdir);
+	for (struct hold *h = g->lru_old, *nx; h; h = nx) {   /* a failed start's leftovers */
+		nx = h->newer;
+		close(h->fd);
+		free(h->path);
+		free(h);
+	}
+	if (g->fid >= 0)
+		close(g->fid);
+	if (g->hold_efd >= 0)
+		close(g->hold_efd);
+	free(g->ino_ht);
+	free(g->fh_ht);
 	free(g->evq.q);
-	free(g->jobq.q);
+	free(g->pend.q);
 	free(g->table);
 	free(g->workers);
 	free(g);
@@ -2041,7 +2621,7 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 	struct vault_guard *g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
-	g->fan = g->tamper = g->wake = g->taskdir = g->bpf_map = -1;
+	g->fan = g->tamper = g->wake = g->taskdir = g->bpf_map = g->fid = g->hold_efd = -1;
 	g->bpf_links[0] = g->bpf_links[1] = g->lease_pipe[0] = g->lease_pipe[1] = -1;
 	g->self = getpid();
 	if (opts)
@@ -2060,6 +2640,7 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 	pthread_mutex_init(&g->qmu, NULL);
 	pthread_cond_init(&g->qcv, NULL);
 	pthread_mutex_init(&g->tmu, NULL);
+	pthread_mutex_init(&g->hmu, NULL);
 	pthread_mutex_init(&g->timer_mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -2073,12 +2654,13 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&g->epoch_lock, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	g->evq.cap = g->jobq.cap = g->o.queue_len;
+	g->evq.cap = g->o.queue_len;
 	g->evq.q = calloc(g->o.queue_len, sizeof(*g->evq.q));
-	g->jobq.q = calloc(g->o.queue_len, sizeof(*g->jobq.q));
+	g->pend.cap = PEND_CAP;
+	g->pend.q = calloc(PEND_CAP, sizeof(*g->pend.q));
 	g->table = calloc(TABLE_CAP, sizeof(*g->table));
 	g->workers = calloc(g->o.workers, sizeof(*g->workers));
-	if (!g->evq.q || !g->jobq.q || !g->table || !g->workers) {
+	if (!g->evq.q || !g->pend.q || !g->table || !g->workers) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -2104,7 +2686,7 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 	/* FAN_REPORT_TID gives the blocked thread, whose syscall is the open or write in
 	 * question; accepted with FAN_CLASS_PRE_CONTENT (probed on 6.18). Fall back to
 	 * thread-group ids, which read the main thread's syscall. */
-	unsigned base = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE;
+	unsigned base = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE;
 	g->fan = fanotify_init(base | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	g->tid_ok = g->fan >= 0;
 	if (g->fan < 0 && errno == EINVAL)
@@ -2114,7 +2696,7 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 		log_err("guard: fanotify_init(FAN_CLASS_PRE_CONTENT): %s", strerror(errno));
 		goto out;
 	}
-	g->tamper = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE |
+	g->tamper = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE |
 					  (g->tid_ok ? FAN_REPORT_TID : 0),
 				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	for (unsigned i = 0; g->tamper >= 0 && i < nfs; i++) {
@@ -2142,6 +2724,9 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 		intent_unload(g);      /* the map is keyed by thread id */
 	if (leases_setup(g))
 		leases_teardown(g);
+	if ((rc = holds_setup(g)))
+		goto out;
+	fds_setup(g);
 	atomic_store(&g->epoch, (uint64_t)(vault_now_ns() / 1000000));
 	if ((rc = mark_vault_dirs(g))) {
 		log_err("guard: ignore mark on the vault: %s", strerror(-rc));
@@ -2156,6 +2741,9 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 			goto out;
 		g->gate_started = true;
 	}
+	if ((rc = -pthread_create(&g->holder, NULL, holder_main, g)))
+		goto out;
+	g->holder_started = true;
 	for (; g->nworkers < g->o.workers; g->nworkers++)
 		if ((rc = -pthread_create(&g->workers[g->nworkers], NULL, worker_main, g)))
 			goto out;
@@ -2209,6 +2797,15 @@ void vault_guard_stop(struct vault_guard *g)
 		pthread_join(g->timer, NULL);
 	for (unsigned i = 0; i < g->nworkers; i++)
 		pthread_join(g->workers[i], NULL);
+	/* The holder saves what lost its name while the vault group's thread still answers
+	 * the store's opens there. */
+	pthread_mutex_lock(&g->hmu);
+	g->holds_off = g->hold_stop = true;
+	pthread_mutex_unlock(&g->hmu);
+	if (g->holder_started) {
+		holder_kick(g);
+		pthread_join(g->holder, NULL);
+	}
 	uint64_t one = 1;
 	if (g->wake >= 0 && write(g->wake, &one, sizeof(one)) < 0)
 		log_warn("guard: wake: %s", strerror(errno));
@@ -2216,19 +2813,15 @@ void vault_guard_stop(struct vault_guard *g)
 		pthread_join(g->reader, NULL);
 	if (g->gate_started)
 		pthread_join(g->gate, NULL);
-	/* Whatever the reader queued after the workers left: allow (links: drop). */
+	/* Whatever the reader queued after the workers left: allow. */
 	struct gev e;
 	while (ring_pop(&g->evq, &e)) {
 		if (e.kind == EV_LEASE) {
 			fcntl(e.fd, F_SETLEASE, F_UNLCK);
 			close(e.fd);
 		} else {
-			respond(g, e.fd, FAN_ALLOW);
+			respond(g, e.fd, FAN_ALLOW, e.t_read);
 		}
-	}
-	while (ring_pop(&g->jobq, &e)) {
-		close(e.fd);
-		free(e.path);
 	}
 	/* Closing a group allows every event still pending in the kernel. */
 	close(g->fan);
@@ -2243,16 +2836,23 @@ void vault_guard_stats(struct vault_guard *g, struct vault_guard_stats *o)
 	memset(o, 0, sizeof(*o));
 #define C(x) o->x = atomic_load(&g->n.x)
 	C(events); C(open_perm); C(pre_access); C(self); C(trusted); C(read_only);
-	C(already_saved); C(saved_full); C(saved_range); C(linked); C(resaved_other_actor);
+	C(already_saved); C(saved_full); C(saved_range); C(resaved_other_actor);
 	C(tamper_denied); C(save_failed); C(enospc); C(timeouts); C(queue_full);
 	C(fail_open); C(fail_closed); C(response_retries); C(epochs_advanced);
 	C(unknown_intent); C(fast); C(intent_bpf); C(intent_proc); C(reads_freed);
-	C(leases_taken); C(lease_breaks); C(links_deferred); C(links_copied); C(links_changed);
-	C(tamper_events);
+	C(leases_taken); C(lease_breaks); C(tamper_events); C(holds_taken); C(holds_saved);
+	C(holds_changed); C(holds_released); C(holds_evicted); C(holds_failed); C(holds_unwatched);
+	C(self_early);
 #undef C
+	o->linked = o->holds_saved;
 	pthread_mutex_lock(&g->tmu);
 	o->leases_held = g->nleases;
 	pthread_mutex_unlock(&g->tmu);
+	pthread_mutex_lock(&g->hmu);
+	o->holds_held = g->nholds;
+	o->max_holds = g->max_holds;
+	pthread_mutex_unlock(&g->hmu);
+	o->holds_watched = g->fid >= 0;
 	o->epoch = atomic_load(&g->epoch);
 	o->tid_reporting = g->tid_ok;
 	o->bpf_intent = g->intent != NULL;
