@@ -1203,7 +1203,9 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 			vault_guard_stats(d->vguard, &vs);
 			jsonw_uint(&w, "vault_events", vs.events);
 			jsonw_uint(&w, "vault_saved", vs.saved_full + vs.saved_range);
-			jsonw_uint(&w, "vault_linked", vs.linked);
+			jsonw_uint(&w, "vault_name_saved", vs.holds_saved);
+			jsonw_uint(&w, "vault_held", vs.holds_held);
+			jsonw_uint(&w, "vault_held_evicted", vs.holds_evicted);
 			jsonw_uint(&w, "vault_tamper_denied", vs.tamper_denied);
 			jsonw_uint(&w, "vault_failures", vs.save_failed + vs.timeouts + vs.queue_full);
 		}
