@@ -7,7 +7,9 @@ with `[canary] enabled = no`, since detection must not rest on decoys alone:
   attacks   detected (an incident), stopped (killed by ward, or no file started after the
             stop), files the attack modified before the stop (its --log lines: all of them if
             ward killed it, else those up to the incident's stopped_ns), lines logged after
-            stopped_ns, time from its first logged write to the stop, the indicators
+            stopped_ns, originals damaged (counted on the tree: files whose bytes or name
+            changed) and new files (encrypted copies, notes), time from its first logged
+            write to the stop, the indicators
   workloads false alarms (any incident is one), run time
 
 and the medians and worst cases. Attacks: every ransim mode (slow bounded with --delay-ms
@@ -20,6 +22,7 @@ Scratch space: $BENCH_TMP if set, else a new directory under /tmp (removed unles
 About 2 minutes on a 2-vCPU VM (--vault no: [vault] enabled = no, to measure detection
 without the copy-before-write guard slowing attackers down)."""
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -221,17 +224,39 @@ def indicators(inc):
     return seen
 
 
+def snapshot(root):
+    """path -> sha256 of every file under root (ward's own directories left out)."""
+    out = {}
+    for dp, dns, fns in os.walk(root):
+        dns[:] = [d for d in dns if not d.startswith(".ward")]
+        for f in fns:
+            p = os.path.join(dp, f)
+            try:
+                with open(p, "rb") as fh:
+                    out[p] = hashlib.sha256(fh.read()).hexdigest()
+            except OSError:
+                pass
+    return out
+
+
 def run_attack(idx, tree, conf, name, build):
     r = Run(idx, tree, conf)
     try:
         log = f"{r.dir}/attack.log"
+        before = snapshot(r.root)
         rc, secs = r.work(build(r.root, log, 1000 + idx), 120)
         st = r.settle()
         incs = r.incidents()
+        after = snapshot(r.root)
     finally:
         r.close()
+    # what the attack really did to the tree: originals whose bytes changed or whose name is
+    # gone (encrypted, renamed, deleted), and new files (encrypted copies, notes)
+    damaged = sum(1 for p, h in before.items() if after.get(p) != h)
+    created = sum(1 for p in after if p not in before)
     lines = read_log(log)
     row = {"name": name, "kind": "attack", "rc": rc, "logged": len(lines), "incidents": len(incs),
+           "damaged": damaged, "created": created,
            "overflows": st.get("overflows", 0), "secs": secs}
     if incs:
         # the stop that ended the attack: with several incidents (a child, then its parent)
@@ -277,11 +302,12 @@ def fmt(v, spec):
 def table(title, rows):
     print(f"\n== {title}")
     print(f"{'attack':<18} {'detected':>8} {'stopped':>7} {'files':>5} {'after':>5} {'logged':>6} "
-          f"{'ms':>8} {'inc':>3}  level       indicators")
+          f"{'damaged':>7} {'new':>4} {'ms':>8} {'inc':>3}  level       indicators")
     att = [r for r in rows if r["kind"] == "attack"]
     for r in att:
         print(f"{r['name']:<18} {'yes' if r['detected'] else 'NO':>8} {'yes' if r['stopped'] else 'no':>7} "
-              f"{r['before']:>5} {r['after']:>5} {r['logged']:>6} {fmt(r.get('ms'), '8.1f')} {r['incidents']:>3}  "
+              f"{r['before']:>5} {r['after']:>5} {r['logged']:>6} {r['damaged']:>7} {r['created']:>4} "
+              f"{fmt(r.get('ms'), '8.1f')} {r['incidents']:>3}  "
               f"{(r.get('level') or '-'):<11} {','.join(r.get('indicators', []))[:90]}")
     print(f"\n{'workload':<24} {'false alarms':>12} {'secs':>6}  {'exit':>4}  indicators")
     work = [r for r in rows if r["kind"] == "work"]
@@ -293,9 +319,12 @@ def table(title, rows):
         ms = [r["ms"] for r in att if r.get("ms") is not None]
         det = sum(r["detected"] for r in att)
         stopped = sum(r["stopped"] for r in att)
+        dmg = [r["damaged"] for r in att]
         print(f"\nattacks: {det}/{len(att)} detected, {stopped}/{len(att)} stopped; files modified before "
               f"the stop: median {statistics.median(files):g}, worst {max(files)}; time to stop: "
               + (f"median {statistics.median(ms):.1f} ms, worst {max(ms):.1f} ms" if ms else "-"))
+        print(f"originals damaged (bytes or name changed, counted on the tree): median {statistics.median(dmg):g}, "
+              f"worst {max(dmg)}")
     if work:
         fa = sum(1 for r in work if r["incidents"])
         broke = [r["name"] for r in work if r["rc"] != 0]
