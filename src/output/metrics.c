@@ -553,7 +553,8 @@ struct ward_metrics ward_metrics = {
 					       "Kernel event queue overflows (events lost)."),
 	.perm_latency = {
 		.name = "ward_permission_latency_seconds",
-		.help = "Time from a permission event's arrival to ward's answer.",
+		.help = "Time from ward reading a permission event to writing its answer "
+			"(time queued in the kernel before the read is not included).",
 		.type = METRIC_HISTOGRAM,
 		.nbuckets = 16,
 		/* 10us .. 1s in ns */
@@ -573,6 +574,9 @@ struct ward_metrics ward_metrics = {
 					       "Indicators (hashes, feeds) loaded."),
 	.sink_drops = METRIC_COUNTER_INIT("ward_sink_dropped_total",
 					  "Alerts dropped by output sinks (full queue, dead receiver)."),
+	.sink_errors = METRIC_COUNTER_INIT("ward_sink_errors_total",
+					   "Failed alert writes, sends and connects; a TCP syslog "
+					   "sink keeps the alert and retries it."),
 };
 
 _Static_assert(WOP__COUNT == 8, "ward_metrics.events needs a label for every ward_op");
@@ -583,7 +587,7 @@ int ward_metrics_register(struct metrics_registry *r)
 	struct metric *all[] = {&w->events_dropped, &w->queue_overflows, &w->perm_latency,
 				&w->vault_bytes, &w->vault_versions, &w->incidents,
 				&w->actors_stopped, &w->rules_loaded, &w->indicators_loaded,
-				&w->sink_drops};
+				&w->sink_drops, &w->sink_errors};
 	int err;
 
 	for (size_t i = 0; i < WOP__COUNT; i++)

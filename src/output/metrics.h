@@ -100,7 +100,10 @@ struct ward_metrics {
 	struct metric events[WOP__COUNT];   /* ward_events_total{kind="create"...} */
 	struct metric events_dropped;       /* ward_events_dropped_total */
 	struct metric queue_overflows;      /* ward_queue_overflows_total (kernel queue) */
-	struct metric perm_latency;         /* ward_permission_latency_seconds, observe in ns */
+	/* ward_permission_latency_seconds, observe in ns: from reading a permission event to
+	 * writing its answer (exec guard, vault guard). The kernel stamps no arrival time on
+	 * fanotify events, so time spent queued before the read is not in it. */
+	struct metric perm_latency;
 	struct metric vault_bytes;          /* ward_vault_bytes (gauge) */
 	struct metric vault_versions;       /* ward_vault_versions (gauge) */
 	struct metric incidents;            /* ward_incidents_total */
@@ -108,6 +111,7 @@ struct ward_metrics {
 	struct metric rules_loaded;         /* ward_rules_loaded (gauge) */
 	struct metric indicators_loaded;    /* ward_indicators_loaded (gauge) */
 	struct metric sink_drops;           /* ward_sink_dropped_total */
+	struct metric sink_errors;          /* ward_sink_errors_total */
 };
 extern struct ward_metrics ward_metrics;
 /* Adds every ward_metrics series to r. Returns 0 or -errno. */

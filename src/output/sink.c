@@ -65,6 +65,8 @@ struct sink {
 
 	/* counters: written under lock or by the writer alone, read by sink_stats() */
 	_Atomic uint64_t emitted, written, dropped, write_errors, rotations;
+	atomic_bool in_hand;         /* the writer has an item off the ring: delivering it,
+					or keeping it for a retry (set under lock at the pop) */
 
 	/* writer-thread state */
 	int fd;                      /* SK_FD: the caller's; SK_FILE: ours */
@@ -86,7 +88,7 @@ struct sink_set {
 	size_t n;
 	size_t queue_len;
 	int flush_ms;
-	struct metric *drop_counter;
+	struct metric *drop_counter, *error_counter;   /* NULL: not counted */
 	atomic_bool closing;
 };
 
@@ -110,6 +112,13 @@ static void count_drop(struct sink *s, uint64_t n)
 		metric_add(s->set->drop_counter, n);
 }
 
+static void count_error(struct sink *s)
+{
+	atomic_fetch_add_explicit(&s->write_errors, 1, memory_order_relaxed);
+	if (s->set->error_counter)
+		metric_inc(s->set->error_counter);
+}
+
 int sink_set_create(struct sink_set **out)
 {
 	struct sink_set *set = calloc(1, sizeof(*set));
@@ -118,6 +127,9 @@ int sink_set_create(struct sink_set **out)
 		return -ENOMEM;
 	set->queue_len = SINK_QUEUE_DEFAULT;
 	set->flush_ms = SINK_FLUSH_DEFAULT_MS;
+	/* ward's metrics by default, so no caller can forget to export a dead receiver */
+	set->drop_counter = &ward_metrics.sink_drops;
+	set->error_counter = &ward_metrics.sink_errors;
 	*out = set;
 	return 0;
 }
@@ -131,6 +143,11 @@ void sink_set_options(struct sink_set *set, size_t queue_len, int flush_timeout_
 void sink_set_drop_counter(struct sink_set *set, struct metric *counter)
 {
 	set->drop_counter = counter;
+}
+
+void sink_set_error_counter(struct sink_set *set, struct metric *counter)
+{
+	set->error_counter = counter;
 }
 
 /* --- warnings (writer thread only) --- */
@@ -173,7 +190,7 @@ static void file_sync(struct sink *s)
 {
 	if (s->fd >= 0 && s->dirty) {
 		if (fdatasync(s->fd) < 0)
-			atomic_fetch_add(&s->write_errors, 1);
+			count_error(s);
 		s->dirty = false;
 	}
 }
@@ -292,7 +309,7 @@ static int deliver_file(struct sink *s, const struct sink_item *it)
 		if (s->fd < 0)
 			return err ? err : -EBADF;
 		if (err)   /* renames failed but a file is open: note it, keep writing */
-			atomic_fetch_add(&s->write_errors, 1);
+			count_error(s);
 	}
 	err = write_all(s->fd, it->data, n);
 	if (err) {
@@ -385,7 +402,7 @@ static void *writer(void *arg)
 				file_close(s);
 				int err = file_open(s);
 				if (err) {
-					atomic_fetch_add(&s->write_errors, 1);
+					count_error(s);
 					maybe_warn(s, err);
 				}
 				pthread_mutex_lock(&s->lock);
@@ -411,21 +428,25 @@ static void *writer(void *arg)
 			s->ring[s->head] = NULL;
 			s->head = (s->head + 1) % s->cap;
 			s->count--;
+			atomic_store_explicit(&s->in_hand, true, memory_order_relaxed);
 		}
 		pthread_mutex_unlock(&s->lock);
 
 		int err = deliver(s, it);
 		bool retry = false;
 		if (err == 0) {
+			atomic_store_explicit(&s->in_hand, false, memory_order_relaxed);
 			atomic_fetch_add(&s->written, 1);
 		} else if (s->kind == SK_SYSLOG && syslog_conn_is_stream(s->conn) &&
 			   err != -EMSGSIZE && err != -EINVAL) {
-			/* TCP is backing off: keep the item; a failed connect counts once */
+			/* TCP is backing off: keep the item (still in hand, still queued in
+			 * sink_stats()); a failed connect counts once */
 			if (err != -EAGAIN)
-				atomic_fetch_add(&s->write_errors, 1);
+				count_error(s);
 			retry = true;
 		} else {
-			atomic_fetch_add(&s->write_errors, 1);
+			atomic_store_explicit(&s->in_hand, false, memory_order_relaxed);
+			count_error(s);
 			count_drop(s, 1);
 		}
 		/* outside the lock: stderr may block, sink_emit() must not wait on it */
@@ -709,7 +730,7 @@ size_t sink_stats(struct sink_set *set, struct sink_stat *out, size_t cap)
 		st->write_errors = atomic_load(&s->write_errors);
 		st->rotations = atomic_load(&s->rotations);
 		pthread_mutex_lock(&s->lock);
-		st->queued = s->count;
+		st->queued = s->count + atomic_load_explicit(&s->in_hand, memory_order_relaxed);
 		pthread_mutex_unlock(&s->lock);
 	}
 	return set->n;

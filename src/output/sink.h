@@ -23,8 +23,11 @@ int sink_set_create(struct sink_set **out);
 /* Queue length for sinks added afterwards (0: default) and the drain bound used by
  * sink_set_destroy() (0: default). */
 void sink_set_options(struct sink_set *set, size_t queue_len, int flush_timeout_ms);
-/* Optional: a counter (metrics.h) every dropped alert is added to. Set before emitting. */
+/* The counters (metrics.h) every dropped alert and every failed write, send or connect
+ * is added to: ward_metrics.sink_drops and ward_metrics.sink_errors unless changed here
+ * (NULL: not counted). Set before the first sink_emit(). */
 void sink_set_drop_counter(struct sink_set *set, struct metric *counter);
+void sink_set_error_counter(struct sink_set *set, struct metric *counter);
 
 /* Sinks are added during start-up, before the first sink_emit(); each starts its writer
  * thread. All return 0 or -errno (-ENOSPC when the set already has SINK_MAX sinks). */
@@ -70,7 +73,8 @@ struct sink_stat {
 	uint64_t dropped;            /* queue full, undeliverable, or left at shutdown */
 	uint64_t write_errors;       /* failed writes, sends and connects */
 	uint64_t rotations;          /* file sinks */
-	size_t queued;               /* waiting now */
+	size_t queued;               /* not yet delivered: on the queue, or in the writer's hand
+					(being written, or kept for a TCP retry) */
 };
 /* Fills up to cap entries, one per sink in the order added; returns how many sinks. */
 size_t sink_stats(struct sink_set *set, struct sink_stat *out, size_t cap);

@@ -10,6 +10,7 @@
 #include "prevent/execguard.h"
 
 #include "core/log.h"
+#include "output/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +43,7 @@ struct slot {
 	int fd;
 	pid_t pid;
 	uint64_t deadline;  /* CLOCK_MONOTONIC ns; perm only */
+	uint64_t t_read;    /* when read() returned the event, for perm_latency */
 };
 
 struct ring {
@@ -87,14 +89,19 @@ static unsigned ring_pop(struct ring *r)
 }
 
 /* Writes the response; a response the kernel rejects leaves the event pending (and its
- * task blocked), so on failure FAN_ALLOW is sent instead. */
-static void respond(struct execguard *g, int fd, uint32_t verdict)
+ * task blocked), so on failure FAN_ALLOW is sent instead. t_read is when read() returned
+ * the event: fanotify_event_metadata carries no timestamp, so the time the event spent
+ * queued in the kernel before that read is unknown, and perm_latency is read-to-answer
+ * (a reader that falls behind shows as later events of one batch waiting longer). */
+static void respond(struct execguard *g, int fd, uint32_t verdict, uint64_t t_read)
 {
 	struct fanotify_response r = {.fd = fd, .response = verdict};
 	for (int tries = 0; tries < 3; tries++) {
 		ssize_t n = write(g->perm_fd, &r, sizeof(r));
 		if (n == (ssize_t)sizeof(r)) {
 			atomic_fetch_add(verdict == FAN_DENY ? &g->n_denied : &g->n_allowed, 1);
+			uint64_t now = scanner_now_ns();
+			metric_observe(&ward_metrics.perm_latency, now > t_read ? now - t_read : 0);
 			return;
 		}
 		if (n < 0 && errno == EINTR)
@@ -200,7 +207,7 @@ static void work_perm(struct execguard *g, struct slot *sl)
 	pthread_mutex_lock(&g->mu);
 	late = sl->answered;
 	if (!late) {
-		respond(g, sl->fd, deny ? FAN_DENY : FAN_ALLOW);
+		respond(g, sl->fd, deny ? FAN_DENY : FAN_ALLOW, sl->t_read);
 		sl->answered = true;
 	}
 	pthread_mutex_unlock(&g->mu);
@@ -261,7 +268,7 @@ static void *worker_main(void *arg)
 /* ---- the reader ---- */
 
 /* Queues an event fd; false when there is no room (the caller answers and closes). */
-static bool enqueue(struct execguard *g, int fd, pid_t pid, bool perm)
+static bool enqueue(struct execguard *g, int fd, pid_t pid, bool perm, uint64_t t_read)
 {
 	bool ok = false;
 	pthread_mutex_lock(&g->mu);
@@ -269,7 +276,8 @@ static bool enqueue(struct execguard *g, int fd, pid_t pid, bool perm)
 		goto out;
 	unsigned i = g->freelist[--g->nfree];
 	struct slot *sl = &g->slots[i];
-	*sl = (struct slot){.state = SLOT_QUEUED, .perm = perm, .fd = fd, .pid = pid};
+	*sl = (struct slot){.state = SLOT_QUEUED, .perm = perm, .fd = fd, .pid = pid,
+			    .t_read = t_read};
 	if (perm) {
 		sl->deadline = scanner_now_ns() + (uint64_t)g->o.deadline_ms * 1000000ull;
 		ring_push(&g->q_perm, i);
@@ -284,29 +292,30 @@ out:
 	return ok;
 }
 
-static void on_perm_event(struct execguard *g, const struct fanotify_event_metadata *md)
+static void on_perm_event(struct execguard *g, const struct fanotify_event_metadata *md,
+			  uint64_t t_read)
 {
 	int fd = md->fd;
 	struct stat st;
 	struct scanner_result res;
 	atomic_fetch_add(&g->n_events, 1);
 	if (!(md->mask & FAN_OPEN_EXEC_PERM)) {
-		respond(g, fd, FAN_ALLOW);
+		respond(g, fd, FAN_ALLOW, t_read);
 		goto out;
 	}
 	/* never judge ourselves: a guard waiting on its own exec would wait forever */
 	if (md->pid == g->self) {
-		respond(g, fd, FAN_ALLOW);
+		respond(g, fd, FAN_ALLOW, t_read);
 		goto out;
 	}
 	if (fstat(fd, &st) < 0) {
-		respond(g, fd, FAN_ALLOW);
+		respond(g, fd, FAN_ALLOW, t_read);
 		atomic_fetch_add(&g->n_error, 1);
 		goto out;
 	}
 	if (scanner_lookup(g->o.scanner, &st, &res)) {
 		bool deny = res.verdict == SCANNER_MATCH;
-		respond(g, fd, deny ? FAN_DENY : FAN_ALLOW);
+		respond(g, fd, deny ? FAN_DENY : FAN_ALLOW, t_read);
 		atomic_fetch_add(&g->n_cache, 1);
 		if (deny)
 			raise_alert(g, fd, NULL, md->pid, EXECGUARD_AT_EXEC, true, &res);
@@ -314,9 +323,9 @@ static void on_perm_event(struct execguard *g, const struct fanotify_event_metad
 			ignore_inode(g, fd, scanner_generation(g->o.scanner));
 		goto out;
 	}
-	if (enqueue(g, fd, md->pid, true))
+	if (enqueue(g, fd, md->pid, true, t_read))
 		return;   /* the worker owns fd now */
-	respond(g, fd, FAN_ALLOW);
+	respond(g, fd, FAN_ALLOW, t_read);
 	atomic_fetch_add(&g->n_overload, 1);
 out:
 	close(fd);
@@ -325,7 +334,7 @@ out:
 static void on_write_event(struct execguard *g, const struct fanotify_event_metadata *md)
 {
 	atomic_fetch_add(&g->n_wevents, 1);
-	if (enqueue(g, md->fd, md->pid, false))
+	if (enqueue(g, md->fd, md->pid, false, 0))
 		return;
 	atomic_fetch_add(&g->n_wdrops, 1);
 	close(md->fd);
@@ -339,6 +348,7 @@ static bool read_events(struct execguard *g, int gfd, bool perm)
 	ssize_t n = read(gfd, buf, sizeof(buf));
 	if (n < 0)
 		return errno == EAGAIN || errno == EINTR;
+	uint64_t t_read = scanner_now_ns();
 	const struct fanotify_event_metadata *md = (const void *)buf;
 	for (; FAN_EVENT_OK(md, n); md = FAN_EVENT_NEXT(md, n)) {
 		if (md->vers != FANOTIFY_METADATA_VERSION) {
@@ -346,7 +356,7 @@ static bool read_events(struct execguard *g, int gfd, bool perm)
 				md->vers, FANOTIFY_METADATA_VERSION);
 			if (md->fd >= 0) {
 				if (perm)
-					respond(g, md->fd, FAN_ALLOW);
+					respond(g, md->fd, FAN_ALLOW, t_read);
 				close(md->fd);
 			}
 			continue;
@@ -354,7 +364,7 @@ static bool read_events(struct execguard *g, int gfd, bool perm)
 		if (md->fd < 0)
 			continue;   /* FAN_Q_OVERFLOW on the write group: nothing to answer */
 		if (perm)
-			on_perm_event(g, md);
+			on_perm_event(g, md, t_read);
 		else
 			on_write_event(g, md);
 	}
@@ -371,7 +381,7 @@ static int sweep_deadlines(struct execguard *g)
 		if (sl->state == SLOT_FREE || !sl->perm || sl->answered)
 			continue;
 		if (sl->deadline <= now) {
-			respond(g, sl->fd, FAN_ALLOW);
+			respond(g, sl->fd, FAN_ALLOW, sl->t_read);
 			sl->answered = true;
 			atomic_fetch_add(&g->n_deadline, 1);
 		} else if (sl->deadline < next) {
@@ -553,7 +563,7 @@ void execguard_stop(struct execguard *g)
 		if (sl->state == SLOT_FREE)
 			continue;
 		if (sl->perm && !sl->answered)
-			respond(g, sl->fd, FAN_ALLOW);
+			respond(g, sl->fd, FAN_ALLOW, sl->t_read);
 		close(sl->fd);
 	}
 	/* closing the group allows every event still unread in the kernel's queue */

@@ -9,6 +9,7 @@
  * only on a match; FAN_ALLOW on a clean verdict, on any internal error, when the work
  * queue is full and when the deadline passes (each counted). execguard_stop(), or the
  * process dying, closes the group and the kernel allows whatever was still pending.
+ * Each answer's read-to-answer time goes to ward_metrics.perm_latency (metrics.h).
  *
  * Writes: with watch_writes the guard owns a second, notification-class group with
  * FAN_CLOSE_WRITE on the same filesystems (a separate group so a burst of writes never

@@ -253,12 +253,20 @@ check "postinst made /var/lib/ward (mode 700)" bash -c '[ "$(stat -c %a /var/lib
 check "the unit is in /lib/systemd/system" test -f /lib/systemd/system/ward.service
 check "dpkg lists /etc/ward/ward.conf as a conffile" bash -c 'dpkg-query -W -f="\${Conffiles}" ward | grep -q "/etc/ward/ward.conf "'
 check "the copyright file is in /usr/share/doc/ward" test -f /usr/share/doc/ward/copyright
+check "the copyright file says ward is GPL-2.0-or-later (Files: * License: GPL-2+)" \
+	bash -c 'grep -A2 "^Files: \*$" "$1" | grep -qx "License: GPL-2+"' _ /usr/share/doc/ward/copyright
+# machine-readable copyright format: every short name used has its own License: paragraph
+check "every licence the copyright file names has its text or pointer" bash -c '
+	for l in $(sed -n "s/^License: //p" "$1" | sort -u); do
+		awk -v l="$l" "/^\$/ {p = 1; next} p && \$0 == \"License: \" l {f = 1} {p = 0} END {exit !f}" "$1" || exit 1
+	done' _ /usr/share/doc/ward/copyright
 out=$(/usr/sbin/ward check-config --config /etc/ward/ward.conf 2>&1)
 check "the default config parses and asks for something to watch" grep -q "nothing to watch" <<<"$out"
 
 # ---------------------------------------------------------------- manuals
 if command -v man >/dev/null; then
 	check "man ward renders (NAME section)" bash -c 'MANWIDTH=80 man -P cat ward 2>/dev/null | grep -q "^NAME"'
+	check "man ward states the licence" bash -c 'MANWIDTH=80 man -P cat ward 2>/dev/null | grep -A3 "^LICENSE" | grep -q "GPL-2.0-or-later"'
 	check "man ward.conf renders (NAME section)" bash -c 'MANWIDTH=80 man -P cat 5 ward.conf 2>/dev/null | grep -q "^NAME"'
 else
 	note "man not checked (package man-db missing)"
@@ -579,6 +587,22 @@ check "ward's / is read-only" bash -c 'nsenter -t "$1" -m sh -c "touch /etc/ward
 check "ward's state directory is writable" nsenter -t "$ward_pid" -m sh -c 'touch /var/lib/ward/.probe && rm /var/lib/ward/.probe'
 check "the vault is at the top of the writable share, as the manuals say" test -d "$share/.ward-vault"
 check "ward's /tmp is private" bash -c '[ -z "$(nsenter -t "$1" -m ls -A /tmp)" ]' _ "$ward_pid"
+# the start-up self-check against the unit: every capability it wants is in the unit's
+# bounding set (also checked statically by test_selfcheck), the limits and state dir hold
+grep "self-check:" "$tmp/ward.err" | sed 's/^/note ward: /'
+check "the start-up self-check ran" grep -q "self-check:" "$tmp/ward.err"
+check "the self-check finds no capability missing under the unit's restrictions" \
+	bash -c '! grep -q "self-check: missing" "$1"' _ "$tmp/ward.err"
+check "the self-check finds the state directory writable" \
+	bash -c '! grep -q "self-check: state directory" "$1"' _ "$tmp/ward.err"
+# the open-file limit: named exactly when the launcher could not give ward LimitNOFILE=
+if grep -q "LimitNOFILE=.* not reproduced" "$tmp/sandbox.log"; then
+	check "the self-check names the open-file limit the launcher could not raise" \
+		grep -q "self-check: RLIMIT_NOFILE hard limit is $(ulimit -Hn)," "$tmp/ward.err"
+else
+	check "the self-check finds the unit's LimitNOFILE= enough" \
+		bash -c '! grep -q "self-check: RLIMIT_NOFILE" "$1"' _ "$tmp/ward.err"
+fi
 
 # ---------------------------------------------------------------- an attack, as nobody
 cp "$build/helpers/ransim" "$tmp/ransim"

@@ -237,6 +237,7 @@ static void test_endpoint(void)
 		"# TYPE ward_vault_versions gauge", "# TYPE ward_incidents_total counter",
 		"# TYPE ward_actors_stopped_total counter", "# TYPE ward_rules_loaded gauge",
 		"# TYPE ward_indicators_loaded gauge", "# TYPE ward_sink_dropped_total counter",
+		"# TYPE ward_sink_errors_total counter",
 		"ward_permission_latency_seconds_bucket{le=\"1e-05\"} 0",
 		"ward_permission_latency_seconds_bucket{le=\"1\"} 0",
 	};
@@ -245,11 +246,13 @@ static void test_endpoint(void)
 	double c0 = value_of(body, "ward_events_total{kind=\"create\"}");
 	double r0 = value_of(body, "ward_events_total{kind=\"rename\"}");
 	double i0 = value_of(body, "ward_incidents_total");
+	double e0 = value_of(body, "ward_sink_errors_total");
 	T_CHECK(c0 >= 0 && r0 >= 0 && i0 >= 0, "values present");
 
 	/* update, scrape again: the values moved by exactly what we did */
 	metric_add(&ward_metrics.events[WOP_CREATE], 5);
 	metric_inc(&ward_metrics.incidents);
+	metric_add(&ward_metrics.sink_errors, 3);
 	metric_set(&ward_metrics.vault_bytes, 123456789);
 	metric_observe(&ward_metrics.perm_latency, 30000);      /* 30 us */
 	metric_observe(&ward_metrics.perm_latency, 2000000000); /* 2 s: past every bound */
@@ -259,6 +262,7 @@ static void test_endpoint(void)
 	T_CHECK(value_of(body2, "ward_events_total{kind=\"create\"}") == c0 + 5, "create +5");
 	T_CHECK(value_of(body2, "ward_events_total{kind=\"rename\"}") == r0, "rename unchanged");
 	T_CHECK(value_of(body2, "ward_incidents_total") == i0 + 1, "incidents +1");
+	T_CHECK(value_of(body2, "ward_sink_errors_total") == e0 + 3, "sink errors +3");
 	T_CHECK(value_of(body2, "ward_vault_bytes") == 123456789, "gauge set");
 	T_CHECK(value_of(body2, "ward_permission_latency_seconds_bucket{le=\"2.5e-05\"}") == 0, "30us not <= 25us");
 	T_CHECK(value_of(body2, "ward_permission_latency_seconds_bucket{le=\"5e-05\"}") == 1, "30us <= 50us");

@@ -1,13 +1,15 @@
 /* test_sink.c: alert sinks with real pipes and files: lines arrive whole and in order,
  * a reader that never reads costs drops (counted, also in a metric), not a blocked
  * sink_emit(); size-based rotation keeps N files of consecutive alerts; sink_reopen()
- * follows a file moved away; concurrent emitters lose nothing; bad paths fail early. */
+ * follows a file moved away; concurrent emitters lose nothing; bad paths fail early; a
+ * dead receiver's failed writes reach ward's metrics unless the set counts elsewhere. */
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -332,6 +334,59 @@ static void test_errors(void)
 	sink_set_destroy(set);
 }
 
+/* Sleep-polls until sink 0 of set has failed `want` writes. */
+static bool wait_errors(struct sink_set *set, uint64_t want)
+{
+	struct sink_stat st;
+	for (int i = 0; i < 1000; i++) {
+		sink_stats(set, &st, 1);
+		if (st.write_errors >= want && st.queued == 0)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/* A socket whose peer is gone: every write fails. By default the failures and drops go to
+ * ward_metrics (what the daemon exports); a set can count into its own metrics, or not. */
+static void test_error_counters(void)
+{
+	static struct metric errs = METRIC_COUNTER_INIT("test_sink_errors_total", "errors");
+	struct sink_set *set = NULL;
+	int sv[2];
+	T_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair");
+	close(sv[1]);
+	uint64_t e0 = metric_value(&ward_metrics.sink_errors);
+	uint64_t d0 = metric_value(&ward_metrics.sink_drops);
+	T_CHECK(sink_set_create(&set) == 0 && sink_add_fd(set, sv[0], "dead") == 0, "add");
+	for (int i = 0; i < 3; i++)
+		T_CHECK(sink_emit(set, 3, "{}", 2, NULL) == 0, "emit %d: queued, not failed", i);
+	T_CHECK(wait_errors(set, 3), "three failed writes");
+	struct sink_stat st;
+	sink_stats(set, &st, 1);
+	T_CHECK(st.write_errors == 3 && st.dropped == 3 && st.written == 0, "stats %llu errors %llu drops",
+		(unsigned long long)st.write_errors, (unsigned long long)st.dropped);
+	T_CHECK(metric_value(&ward_metrics.sink_errors) - e0 == 3, "ward_sink_errors_total +%llu",
+		(unsigned long long)(metric_value(&ward_metrics.sink_errors) - e0));
+	T_CHECK(metric_value(&ward_metrics.sink_drops) - d0 == 3, "ward_sink_dropped_total +%llu",
+		(unsigned long long)(metric_value(&ward_metrics.sink_drops) - d0));
+	sink_set_destroy(set);
+
+	e0 = metric_value(&ward_metrics.sink_errors);
+	d0 = metric_value(&ward_metrics.sink_drops);
+	T_CHECK(sink_set_create(&set) == 0, "create");
+	sink_set_error_counter(set, &errs);
+	sink_set_drop_counter(set, NULL);
+	T_CHECK(sink_add_fd(set, sv[0], "dead") == 0, "add");
+	T_CHECK(sink_emit(set, 3, "{}", 2, NULL) == 0 && sink_emit(set, 3, "{}", 2, NULL) == 0, "emit");
+	T_CHECK(wait_errors(set, 2), "two failed writes");
+	T_CHECK(metric_value(&errs) == 2, "own error counter %llu", (unsigned long long)metric_value(&errs));
+	T_CHECK(metric_value(&ward_metrics.sink_errors) == e0 && metric_value(&ward_metrics.sink_drops) == d0,
+		"ward's metrics untouched");
+	sink_set_destroy(set);
+	close(sv[0]);
+}
+
 static void cleanup(void)
 {
 	static const char *const names[] = {
@@ -358,6 +413,7 @@ int main(void)
 	test_reopen();
 	test_threads();
 	test_errors();
+	test_error_counters();
 	cleanup();
 	return T_DONE("sink");
 }

@@ -488,6 +488,12 @@ static void test_sink_tcp_outage(void)
 		sink_stats(set, &st, 1);
 	}
 	T_CHECK(st.write_errors > 0, "failed connects counted");
+	/* every alert taken in is written or still waiting, the one the writer holds for its
+	 * retry included: nothing accepted is lost while the receiver is down */
+	sink_stats(set, &st, 1);
+	T_CHECK(st.emitted == st.written + st.queued && st.queued >= QLEN,
+		"emitted %llu == written %llu + queued %zu", (unsigned long long)st.emitted,
+		(unsigned long long)st.written, st.queued);
 	T_CHECK(st.emitted + (uint64_t)nobufs == 5 + FLOOD, "every emit accounted for");
 
 	/* the receiver comes back on the same port: the sink, still holding queued alerts,
