@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0-or-later
 /* procmon.bpf.c: kernel side of the process monitor. Records every exec, fork and exit
  * as it happens, so that a file event read later from fanotify is still attributed after
  * its short-lived process is gone (fanotify then reports pidfd -1 and /proc is empty).

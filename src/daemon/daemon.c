@@ -29,6 +29,7 @@
 #include "detect/canary.h"
 #include "detect/content.h"
 #include "detect/engine.h"
+#include "daemon/selfcheck.h"
 #include "output/ocsf.h"
 #include "output/metrics.h"
 #include "output/sink.h"
@@ -173,7 +174,6 @@ static int open_alerts(const struct ward_config *c, const char *hostname, struct
 		log_err("alerts file %s: %s", apath, strerror(-rc));
 		goto fail;
 	}
-	sink_set_drop_counter(set, &ward_metrics.sink_drops);
 	if (c->syslog_transport >= 0) {
 		struct syslog_cfg sy = {.transport = (enum syslog_transport)c->syslog_transport,
 					.address = c->syslog_address[0] ? c->syslog_address : NULL,
@@ -1192,6 +1192,22 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 		jsonw_uint(&w, "outside", st.outside);
 		jsonw_uint(&w, "bpf_lost", st.bpf_lost);
 		jsonw_uint(&w, "output_errors", d->out_errors);
+		if (d->alerts) {
+			/* each alert output's health: a dead SIEM receiver shows here first */
+			struct sink_stat ss[SINK_MAX];
+			size_t ns = sink_stats(d->alerts, ss, SINK_MAX);
+			jsonw_arr_open(&w, "alert_outputs");
+			for (size_t i = 0; i < ns && i < SINK_MAX; i++) {
+				jsonw_obj_open(&w, NULL);
+				jsonw_str(&w, "name", ss[i].name);
+				jsonw_uint(&w, "written", ss[i].written);
+				jsonw_uint(&w, "dropped", ss[i].dropped);
+				jsonw_uint(&w, "errors", ss[i].write_errors);
+				jsonw_uint(&w, "queued", ss[i].queued);
+				jsonw_obj_close(&w);
+			}
+			jsonw_arr_close(&w);
+		}
 		jsonw_bool(&w, "detecting", d->engine != NULL);
 		jsonw_uint(&w, "incidents", d->n_incidents);
 		jsonw_uint(&w, "processes_stopped", d->n_stopped);
@@ -1300,6 +1316,23 @@ int daemon_run(const struct daemon_opts *o)
 				rc == -EADDRINUSE ? "another ward is running there" : strerror(-rc));
 			goto out;
 		}
+	}
+	/* what this process may do, said once at start rather than by whatever fails later */
+	{
+		char report[SELFCHECK_REPORT_MAX];
+		int n = selfcheck_run(c, o->control, report, sizeof(report));
+		for (const char *l = report; *l;) {
+			size_t k = strcspn(l, "\n");
+			ward_log(n < 0 ? LOG_ERR : LOG_WARNING, "self-check: %.*s", (int)k, l);
+			l += k + (l[k] == '\n');
+		}
+		if (n < 0) {
+			rc = n;
+			goto out;
+		}
+		if (n == 0)
+			log_info("self-check: capabilities, fanotify limits%s are sufficient",
+				 o->control ? " and state directory" : "");
 	}
 	if (c->events_file[0]) {
 		d.events_file = fopen(c->events_file, "ae");

@@ -7,6 +7,7 @@
  *
  * Safety: alarm() kills the test if anything hangs; the kernel then allows everything
  * the dead group had pending. Needs root, mkfs.ext4 and loop devices; skips without. */
+#include "output/metrics.h"
 #include "prevent/execguard.h"
 #include "prevent/scanner.h"
 #include "t.h"
@@ -298,10 +299,14 @@ int main(void)
 		!strcmp(s.path, MNT "/evil.sh"), "yara alert: \"%s\" on \"%s\"", s.reason, s.path);
 	T_CHECK(run(MNT "/fine.sh") == 0, "clean script denied");
 
-	/* 3. cached verdicts: answered by the reader, nothing read again */
+	/* 3. cached verdicts: answered by the reader, nothing read again; each answer is
+	 * one observation of the permission-latency histogram */
 	execguard_get_stats(g, &a);
+	uint64_t h0 = metric_hist_count(&ward_metrics.perm_latency);
 	T_CHECK(run(MNT "/good_true") == 0 && run(MNT "/bad_true") == 126, "cached answers");
 	execguard_get_stats(g, &b);
+	T_CHECK(metric_hist_count(&ward_metrics.perm_latency) == h0 + 2, "perm_latency +%llu",
+		(unsigned long long)(metric_hist_count(&ward_metrics.perm_latency) - h0));
 	T_CHECK(b.cache_answers == a.cache_answers + 2 && b.scanned == a.scanned,
 		"cache answers %llu->%llu, scans %llu->%llu",
 		(unsigned long long)a.cache_answers, (unsigned long long)b.cache_answers,
