@@ -36,10 +36,16 @@ struct recover_opts {
 };
 
 /* Restores what the incident's actor changed on the filesystem of store (roots: the watched
- * roots on it). Suspects are the processes that saved versions of the incident's files
- * between a minute before its first event and its stop; for every file they touched the
- * earliest version they caused comes back; the incident's files that exist now and never
- * had a version of their own are the actor's outputs and go to quarantine. 0 or -errno. */
+ * roots on it): every file it modified, renamed or deleted comes back with its content,
+ * name, mode, owner and times from just before the actor's first change, and what it made
+ * (encrypted copies, renamed files, notes) is moved to o->quarantine_dir. The actor is the
+ * incident's processes (and, for a tree or an executable, other processes of its
+ * executable during the attack), never a process that only read; its outputs are the
+ * daemon's record plus what the vault and the directories it worked in show (recover.c).
+ * Safe to run twice, and to re-run after an interrupted run: a log in the quarantine
+ * directory says where moved files came from. 0 or -errno.
+ * Test hook: WARD_TEST_RESTORE_KILL_AFTER=N in the environment kills the process after N
+ * restored items (a crash, to test re-runs). */
 int recover_incident(struct vault_store *store, const char *const *roots, int nroots,
 		     const struct incident *inc, const struct recover_opts *o,
 		     struct vault_restore_stats *st);

@@ -32,7 +32,11 @@
  *
  * Size accounting: a copy counts its allocated blocks, a reflink its full size (its extents
  * become the vault's own as soon as the original is overwritten), a range its length, a
- * hard link nothing (it only keeps alive what the filesystem already held). */
+ * hard link nothing (it only keeps alive what the filesystem already held).
+ *
+ * Seal (seal.c): the directory is append-only except while the store removes names (open,
+ * prune, delete, a failed save); a copy, reflink or range becomes immutable once indexed. A
+ * hard link is the user's own inode: never sealed. */
 #include "vault/store.h"
 
 #include <dirent.h>
@@ -54,6 +58,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "vault/seal.h"
 
 #define COPY_BUF (256 * 1024)
 
@@ -94,6 +99,8 @@ struct vault_store {
 	bool tmpfile_ok, stopping, thread_started;
 	uint64_t bytes;
 	pthread_t thread;
+
+	struct vault_seal seal;        /* the directory and finished versions: seal.h */
 };
 
 static const char *const kind_names[VAULT_KIND__COUNT] = {"copy", "reflink", "link", "range"};
@@ -223,6 +230,16 @@ static int scrub(struct vault_store *s)
 			close(fd);
 		goto out;
 	}
+	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM versions LIMIT 1", -1, &q, NULL)) {
+		rc = sql_err(s->db, "prepare scrub");
+		goto out;
+	}
+	/* An index with no rows beside versions is not a crash's leftover but a lost (or
+	 * removed) index: removing every version would finish an attacker's work. */
+	bool empty = sqlite3_step(q) != SQLITE_ROW;
+	uint64_t kept = 0;
+	sqlite3_finalize(q);
+	q = NULL;
 	if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM versions WHERE vname = ?", -1, &q, NULL)) {
 		rc = sql_err(s->db, "prepare scrub");
 		goto out;
@@ -232,18 +249,25 @@ static int scrub(struct vault_store *s)
 		bool tmp = strncmp(e->d_name, ".tmp-", 5) == 0;
 		if (!tmp && strncmp(e->d_name, "v-", 2) != 0)
 			continue;
+		if (!tmp && empty) {
+			kept++;
+			continue;
+		}
 		if (!tmp) {
 			sqlite3_reset(q);
 			sqlite3_bind_text(q, 1, e->d_name, -1, SQLITE_TRANSIENT);
 			if (sqlite3_step(q) == SQLITE_ROW)
 				continue;
 		}
-		if (unlinkat(s->dirfd, e->d_name, 0) == 0)
+		if (vault_seal_unlink(&s->seal, e->d_name) == 0)  /* unsealed during open */
 			s->st.orphans_removed++;
 	}
 	if (s->st.orphans_removed)
 		log_warn("vault: %s: removed %" PRIu64 " files left by an interrupted save", s->dir,
 			 s->st.orphans_removed);
+	if (kept)
+		log_err("vault: %s: the index is empty but %" PRIu64 " versions are there: it was lost "
+			"or removed; the versions are kept, restore cannot use them", s->dir, kept);
 out:
 	sqlite3_finalize(q);
 	if (d)
@@ -598,6 +622,17 @@ static void *store_main(void *arg)
 	return NULL;
 }
 
+/* The -wal and -shm files stay when the last connection closes (SQLite deletes them
+ * otherwise): the sealed directory lets no name go, and a failed delete at close would be
+ * an I/O error in the log at every stop. Set before the WAL is first opened. */
+static int persist_wal(sqlite3 *db)
+{
+	int one = 1;
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &one) != SQLITE_OK)
+		return sql_err(db, "persist WAL");
+	return 0;
+}
+
 int vault_store_open(const char *dir, const struct vault_store_opts *opts, struct vault_store **out)
 {
 	int rc = 0;
@@ -605,7 +640,7 @@ int vault_store_open(const char *dir, const struct vault_store_opts *opts, struc
 	struct vault_store *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->dirfd = s->plog[0] = s->plog[1] = -1;
+	s->dirfd = s->plog[0] = s->plog[1] = s->seal.dirfd = -1;
 	s->pid = getpid();
 	pthread_mutexattr_t ma;
 	pthread_mutexattr_init(&ma);
@@ -631,6 +666,11 @@ int vault_store_open(const char *dir, const struct vault_store_opts *opts, struc
 		rc = -errno;
 		goto out;
 	}
+	/* Unsealed until the index is set up: a new index goes through a rollback journal,
+	 * a crashed one may leave one to roll back and remove, and an append-only directory
+	 * refuses chmod. */
+	if ((rc = vault_seal_init(&s->seal, dir)))
+		goto out;
 	/* Only root reads the vault, whatever the umask made of an existing directory. */
 	char self[64];
 	snprintf(self, sizeof(self), "/proc/self/fd/%d", s->dirfd);
@@ -646,7 +686,8 @@ int vault_store_open(const char *dir, const struct vault_store_opts *opts, struc
 		goto out;
 	}
 	sqlite3_busy_timeout(s->db, 5000);
-	if ((rc = exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) ||
+	if ((rc = persist_wal(s->db)) ||
+	    (rc = exec_sql(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) ||
 	    (rc = exec_sql(s->db, schema)))
 		goto out;
 	static const char cols[] = "INTO versions(path, orig_path, dev, ino, size, mode, uid, gid,"
@@ -686,7 +727,7 @@ int vault_store_open(const char *dir, const struct vault_store_opts *opts, struc
 	/* Checkpoints on their own connection, outside mu; without one, SQLite's automatic
 	 * checkpoint (on the committing connection) stays. */
 	if (sqlite3_open_v2(dbpath, &s->ckdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, NULL) ==
-	    SQLITE_OK) {
+	    SQLITE_OK && persist_wal(s->ckdb) == 0) {
 		sqlite3_busy_timeout(s->ckdb, 1000);
 		sqlite3_wal_hook(s->db, wal_hook, s);
 	} else {
@@ -697,6 +738,7 @@ int vault_store_open(const char *dir, const struct vault_store_opts *opts, struc
 	if ((rc = -pthread_create(&s->thread, NULL, store_main, s)))
 		goto out;
 	s->thread_started = true;
+	vault_seal_close(&s->seal);
 	*out = s;
 	s = NULL;
 out:
@@ -736,6 +778,7 @@ void vault_store_close(struct vault_store *s)
 		sqlite3_close(s->db);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
+	vault_seal_fini(&s->seal);
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->pmu);
 	pthread_cond_destroy(&s->pcv);
@@ -949,6 +992,16 @@ static void make_vname(struct vault_store *s, char *vn, size_t cap, int64_t save
 {
 	uint64_t seq = atomic_fetch_add(&s->seq, 1);
 	snprintf(vn, cap, "v-%016" PRIx64 "-%d-%" PRIu64, (uint64_t)saved_ns, (int)s->pid, seq);
+}
+
+/* Removes one name from the sealed directory (a version deleted, or one a failed save had
+ * already named). */
+static int drop_name(struct vault_store *s, const char *vname)
+{
+	vault_seal_open(&s->seal);
+	int rc = vault_seal_unlink(&s->seal, vname);
+	vault_seal_close(&s->seal);
+	return rc;
 }
 
 /* The name this inode had when an untrusted actor first opened it in this epoch, if it
@@ -1209,10 +1262,11 @@ static int save_content(struct vault_store *s, const struct vault_save_req *r, b
 		v.stored_bytes = v.kind == VAULT_KIND_COPY ? (uint64_t)ost.st_blocks * 512 : (uint64_t)len;
 	}
 	if (tmpname) {
-		if (renameat(s->dirfd, tmp, s->dirfd, v.vname) < 0) {
-			rc = -errno;
+		vault_seal_open(&s->seal);       /* a rename takes a name away */
+		int e = renameat(s->dirfd, tmp, s->dirfd, v.vname) < 0 ? -errno : 0;
+		vault_seal_close(&s->seal);
+		if ((rc = e))
 			goto out;
-		}
 	} else {
 		/* An O_TMPFILE without O_EXCL may be linked: AT_EMPTY_PATH needs
 		 * CAP_DAC_READ_SEARCH, the /proc link works without. */
@@ -1227,6 +1281,8 @@ static int save_content(struct vault_store *s, const struct vault_save_req *r, b
 	named = true;
 	if ((rc = r->defer_index ? append_pending(s, &v) : insert_row(s, &v, !r->orig_path)))
 		goto out;
+	/* Indexed (or in the pending log): from now on only ward's own delete removes it. */
+	vault_seal_file(&s->seal, out);
 	/* Settle the reservation to what the version really holds. */
 	pthread_mutex_lock(&s->pmu);
 	s->bytes = s->bytes - (uint64_t)len + v.stored_bytes;
@@ -1240,9 +1296,9 @@ out:
 		close(out);
 	if (rc) {
 		if (named)
-			unlinkat(s->dirfd, v.vname, 0);
+			drop_name(s, v.vname);
 		else if (tmpname && out >= 0)
-			unlinkat(s->dirfd, tmp, 0);
+			drop_name(s, tmp);
 		if (reserved)
 			unreserve(s, (uint64_t)len);
 		count_error(s, rc);
@@ -1301,7 +1357,7 @@ int vault_store_link(struct vault_store *s, const struct vault_save_req *r, int6
 		}
 	}
 	if ((rc = r->defer_index ? append_pending(s, &v) : insert_row(s, &v, false))) {
-		unlinkat(s->dirfd, v.vname, 0);
+		drop_name(s, v.vname);
 		goto out;
 	}
 	if (id_out)
@@ -1455,7 +1511,7 @@ int vault_store_delete(struct vault_store *s, int64_t id)
 	}
 	/* Row first: a crash now leaves an unindexed file, which the next open removes. */
 	if (vname[0] && vname[0] != '.' && !strchr(vname, '/'))
-		unlinkat(s->dirfd, vname, 0);
+		drop_name(s, vname);
 	unreserve(s, sb);
 	s->versions = s->versions ? s->versions - 1 : 0;
 	s->st.pruned++;
@@ -1497,6 +1553,7 @@ int vault_store_prune(struct vault_store *s, uint64_t need_bytes)
 	int rc = 0, dropped = 0;
 	pthread_mutex_lock(&s->mu);
 	flush_locked(s);
+	vault_seal_open(&s->seal);     /* once for the batch, not per delete */
 	if (s->opts.max_age_s > 0) {
 		int64_t cutoff = vault_now_ns() - s->opts.max_age_s * 1000000000LL;
 		do {
@@ -1522,6 +1579,7 @@ int vault_store_prune(struct vault_store *s, uint64_t need_bytes)
 			break;
 	}
 out:
+	vault_seal_close(&s->seal);
 	pthread_mutex_unlock(&s->mu);
 	return rc ? rc : dropped;
 }

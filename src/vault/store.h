@@ -7,7 +7,12 @@
  * appended to a pending log that the next open replays; a store opened after a crash
  * deletes temp files and files no row names, so every row names a complete file.
  * Thread-safe: one mutex serialises index access; copies and deferred rows run outside it.
- * Each store runs one thread of its own (batched commits, checkpoints, spare temp files). */
+ * Each store runs one thread of its own (batched commits, checkpoints, spare temp files).
+ *
+ * Sealed (seal.h): the directory is append-only and each finished copy, reflink or range
+ * immutable, so no other process, root included, removes or renames anything in it; the
+ * index keeps its -wal and -shm files (SQLITE_FCNTL_PERSIST_WAL). Removing a vault by hand
+ * takes `chattr -R -ia DIR` first (while ward runs, the guard denies that too). */
 #ifndef WARD_VAULT_STORE_H
 #define WARD_VAULT_STORE_H
 #include <stdbool.h>
@@ -103,8 +108,9 @@ struct vault_store;
 
 /* Opens (creating when missing) the vault in dir: mode 0700, index in dir/index.db.
  * Indexes the deferred rows a crash left in the pending logs, then removes temp files and
- * unindexed files. Starts the store's thread ("ward-vault"). Caller closes with
- * vault_store_close(), which commits what is pending. */
+ * unindexed files (all but temp files are kept if the index is empty: lost, not crashed).
+ * Seals the directory, or logs that the filesystem cannot. Starts the store's thread
+ * ("ward-vault"). Caller closes with vault_store_close(), which commits what is pending. */
 int vault_store_open(const char *dir, const struct vault_store_opts *opts, struct vault_store **out);
 void vault_store_close(struct vault_store *s);   /* accepts NULL */
 /* The directory fd (O_PATH) and its device and inode, for the guard's tamper check. */

@@ -1,7 +1,15 @@
 /* test_vault_store.c: the vault store on real loop-mounted filesystems: copies (ext4),
- * reflinks (xfs), ranges, hard links, sparse files, the size budget and incident pins, and
- * an index that survives a SIGKILL in the middle of saves. Run as root. */
+ * reflinks (xfs), ranges, hard links, sparse files, the size budget and incident pins, an
+ * index that survives a SIGKILL in the middle of saves, and the seal: versions immutable,
+ * the directory append-only, so that no other root process removes or renames anything in
+ * it, while the store's own deletes still work; unsealed, logged, where the flags cannot be
+ * set; a lost index does not make the store delete its versions. Run as root. */
+#include <dirent.h>
+#include <linux/capability.h>
+#include <linux/fs.h>
 #include <sqlite3.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 #include "../helpers/vault_img.h"
 #include "t.h"
@@ -27,6 +35,31 @@ static bool vault_file_equals(struct vault_store *s, int64_t id, const void *wan
 	free(got);
 	close(fd);
 	return ok;
+}
+
+/* The inode flags of path (or of fd when path is NULL); -1 on error. */
+static int flags_of(const char *path, int fd)
+{
+	int f = -1, own = -1;
+	if (path)
+		fd = own = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, FS_IOC_GETFLAGS, &f) < 0)
+		f = -1;
+	if (own >= 0)
+		close(own);
+	return f;
+}
+
+/* Version files ("v-...") in the vault directory. */
+static int count_files(const char *vdir)
+{
+	int n = 0;
+	DIR *d = opendir(vdir);
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += strncmp(e->d_name, "v-", 2) == 0;
+	if (d)
+		closedir(d);
+	return n;
 }
 
 static int count_cb(void *ctx, const struct vault_version *x)
@@ -167,20 +200,156 @@ static void test_basic(const char *fstype, bool expect_reflink)
 		(long long)b.st_blocks * 512);
 	close(fd);
 
+	/* The seal: what another root process tries in the vault fails; the store's own
+	 * delete works and leaves the directory sealed. */
+	int df = flags_of(vdir, -1);
+	T_CHECK(df >= 0 && (df & FS_APPEND_FL), "%s: vault directory is append-only (flags %#x)", fstype, df);
+	int vfd = -1;
+	vault_store_get(s, id, &v);
+	T_CHECK(vault_store_open_version(s, &v, &vfd) == 0 && (flags_of(NULL, vfd) & FS_IMMUTABLE_FL),
+		"%s: a finished copy is immutable", fstype);
+	if (vfd >= 0)
+		close(vfd);
+	snprintf(vp, sizeof(vp), "%s/%s", vdir, v.vname);
+	char ip[600], other[600];
+	snprintf(ip, sizeof(ip), "%s/" VAULT_INDEX_NAME, vdir);
+	snprintf(other, sizeof(other), "%s/moved", vdir);
+	errno = 0;
+	T_CHECK(unlink(ip) < 0 && errno == EPERM, "%s: root cannot unlink the index: %s", fstype, strerror(errno));
+	errno = 0;
+	T_CHECK(rename(ip, other) < 0 && errno == EPERM, "%s: nor rename it: %s", fstype, strerror(errno));
+	errno = 0;
+	T_CHECK(unlink(vp) < 0 && errno == EPERM, "%s: nor unlink a version: %s", fstype, strerror(errno));
+	errno = 0;
+	T_CHECK(open(vp, O_WRONLY) < 0 && errno == EPERM, "%s: nor open a version for writing: %s", fstype,
+		strerror(errno));
+	vault_store_get(s, lid, &v);
+	fd = -1;
+	T_CHECK(vault_store_open_version(s, &v, &fd) == 0 && !(flags_of(NULL, fd) & FS_IMMUTABLE_FL),
+		"%s: a hard link (the user's own inode) is not made immutable", fstype);
+	if (fd >= 0)
+		close(fd);
+	int64_t gone = rid;
+	vault_store_get(s, gone, &v);
+	snprintf(vp, sizeof(vp), "%s/%s", vdir, v.vname);
+	T_CHECK(vault_store_delete(s, gone) == 0 && access(vp, F_OK) < 0 && errno == ENOENT,
+		"%s: the store deletes a sealed version", fstype);
+	df = flags_of(vdir, -1);
+	T_CHECK(df >= 0 && (df & FS_APPEND_FL), "%s: sealed again after the delete", fstype);
+
 	/* list: by prefix, by time */
 	int count = 0;
 	vault_store_list(s, path, strlen(path), 0, count_cb, &count);
 	T_CHECK(count == 1, "list by prefix: %d", count);
 	count = 0;
 	vault_store_list(s, im.mnt, strlen(im.mnt), 0, count_cb, &count);
-	T_CHECK(count == 5, "list all under the mount (copy, 2 ranges, link, sparse): %d", count);
+	T_CHECK(count == 4, "list all under the mount (copy, a range, link, sparse): %d", count);
 	count = 0;
 	vault_store_list(s, NULL, 0, 1, count_cb, &count);
 	T_CHECK(count == 0, "nothing saved before t=1: %d", count);
 	free(data);
 	free(evil);
+	/* Closed and reopened: SQLite keeps its -wal and -shm (it could not remove them). */
+	vault_store_close(s);
+	s = NULL;
+	snprintf(ip, sizeof(ip), "%s/" VAULT_INDEX_NAME "-wal", vdir);
+	T_CHECK(access(ip, F_OK) == 0, "%s: the WAL file persists after close", fstype);
+	rc = vault_store_open(vdir, NULL, &s);
+	count = 0;
+	if (rc == 0)
+		vault_store_list(s, NULL, 0, 0, count_cb, &count);
+	df = flags_of(vdir, -1);
+	T_CHECK(rc == 0 && count == 4 && (df & FS_APPEND_FL), "%s: reopened sealed with every version: %d, %d",
+		fstype, rc, count);
 out:
 	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+/* The index removed while ward was stopped (after clearing the seal): the next open keeps the
+ * versions it no longer knows rather than clean them away as crash leftovers. */
+static void test_lost_index(void)
+{
+	struct vimg im;
+	char vdir[512], path[512], p[600];
+	if (vimg_make(&im, "lostidx", "ext4", 64)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	snprintf(path, sizeof(path), "%s/f", im.mnt);
+	char buf[8192];
+	vimg_fill(buf, sizeof(buf), 9);
+	vimg_write(path, buf, sizeof(buf));
+	struct vault_store *s = NULL;
+	T_CHECK(vault_store_open(vdir, NULL, &s) == 0, "open");
+	for (int i = 0; s && i < 2; i++) {
+		int fd = open_rd(path);
+		struct vault_save_req r = req(fd, path);
+		T_CHECK(vault_store_save(s, &r, NULL) == 0, "save %d", i);
+		close(fd);
+	}
+	vault_store_close(s);
+	s = NULL;
+	int dfd = open(vdir, O_RDONLY | O_DIRECTORY), f = 0;
+	ioctl(dfd, FS_IOC_GETFLAGS, &f);
+	f &= ~FS_APPEND_FL;
+	T_CHECK(ioctl(dfd, FS_IOC_SETFLAGS, &f) == 0, "an administrator clears the seal");
+	close(dfd);
+	static const char *const idx[] = {"", "-wal", "-shm"};
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/" VAULT_INDEX_NAME "%s", vdir, idx[i]);
+		unlink(p);
+	}
+	T_CHECK(vault_store_open(vdir, NULL, &s) == 0, "reopen without an index");
+	struct vault_store_stats st = {0};
+	if (s)
+		vault_store_stats(s, &st);
+	T_CHECK(st.orphans_removed == 0 && count_files(vdir) == 2,
+		"versions kept: %llu removed, %d left", (unsigned long long)st.orphans_removed, count_files(vdir));
+	vault_store_close(s);
+	vimg_destroy(&im);
+}
+
+/* Without CAP_LINUX_IMMUTABLE (or on a filesystem without the flags) the store works
+ * unsealed and says so in the log. The child drops the capability from its effective set. */
+static void test_no_seal(void)
+{
+	struct vimg im;
+	char vdir[512], path[512], logp[600];
+	if (vimg_make(&im, "noseal", "ext4", 64)) {
+		T_CHECK(0, "image");
+		return;
+	}
+	snprintf(vdir, sizeof(vdir), "%s/" VAULT_DIR_NAME, im.mnt);
+	snprintf(path, sizeof(path), "%s/f", im.mnt);
+	snprintf(logp, sizeof(logp), "%s/log", im.mnt);
+	vimg_write(path, "some content\n", 13);
+	pid_t c = fork();
+	if (c == 0) {
+		struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+		struct __user_cap_data_struct d[2];
+		int lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (lfd < 0 || dup2(lfd, 2) < 0 || syscall(SYS_capget, &h, d))
+			_exit(1);
+		d[CAP_LINUX_IMMUTABLE / 32].effective &= ~(1u << (CAP_LINUX_IMMUTABLE % 32));
+		if (syscall(SYS_capset, &h, d))
+			_exit(2);
+		struct vault_store *s;
+		if (vault_store_open(vdir, NULL, &s))
+			_exit(3);
+		int fd = open_rd(path);
+		struct vault_save_req r = req(fd, path);
+		int64_t id = 0;
+		int rc = vault_store_save(s, &r, &id);
+		close(fd);
+		vault_store_close(s);
+		_exit(rc || id <= 0 ? 4 : 0);
+	}
+	T_CHECK(vimg_wait(c) == 0, "unsealed: the store still saves");
+	int df = flags_of(vdir, -1);
+	T_CHECK(df >= 0 && !(df & FS_APPEND_FL), "the directory is not sealed (flags %#x)", df);
+	T_CHECK(vimg_sh("grep -q 'unavailable: vault seal' '%s'", logp) == 0, "the log says what is lost");
 	vimg_destroy(&im);
 }
 
@@ -240,6 +409,8 @@ static void test_budget(void)
 	vault_store_stats(s, &st);
 	T_CHECK(rc == 3 && st.versions == 0 && st.bytes == 0, "age prune dropped %d, left %llu", rc,
 		(unsigned long long)st.versions);
+	T_CHECK(count_files(vdir) == 0, "pruned versions are gone from the sealed directory: %d left",
+		count_files(vdir));
 	vault_store_close(s);
 	vimg_destroy(&im);
 }
@@ -435,5 +606,7 @@ int main(int argc, char **argv)
 	test_budget();
 	test_crash();
 	test_deferred();
+	test_lost_index();
+	test_no_seal();
 	return T_DONE("test_vault_store");
 }
