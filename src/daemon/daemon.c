@@ -499,6 +499,7 @@ static void do_restore(struct daemon *d, const char *req, struct jsonw *w)
 	} else {
 		dry = strncmp(req, "restore-dry ", 12) == 0;
 		const char *id = req + (dry ? 12 : 8);
+		flush_tracked(d, 0); /* outputs seen since the last tick go into the incident first */
 		struct incident inc;
 		rc = d->incidents ? incident_get(d->incidents, id, &inc) : -ENOENT;
 		if (rc) {
@@ -1224,6 +1225,9 @@ static void on_control(const char *req, char *reply, size_t cap, void *ctx)
 			jsonw_uint(&w, "vault_held_evicted", vs.holds_evicted);
 			jsonw_uint(&w, "vault_tamper_denied", vs.tamper_denied);
 			jsonw_uint(&w, "vault_failures", vs.save_failed + vs.timeouts + vs.queue_full);
+			jsonw_uint(&w, "vault_full", vs.enospc);
+			jsonw_uint(&w, "vault_fail_open", vs.fail_open);
+			jsonw_uint(&w, "vault_fail_closed", vs.fail_closed);
 		}
 		jsonw_bool(&w, "preventing", d->guard != NULL);
 		if (d->guard) {

@@ -4,8 +4,7 @@
  * mask is all the check needs, cap_get_proc() is the same call behind an allocation, and
  * ward then links no extra library. What is deliberately not in the list:
  * CAP_SYS_RESOURCE (ward only raises its soft RLIMIT_NOFILE up to the hard limit, which
- * needs no privilege, so the hard limit is checked instead) and CAP_LINUX_IMMUTABLE (the
- * vault protects itself with a fanotify permission group, not with inode flags).
+ * needs no privilege, so the hard limit is checked instead).
  *
  * The fanotify limits are per user (uid 0 here) and shared with every other fanotify user
  * of that uid on the machine, which ward cannot see: the check compares the limit with
@@ -73,8 +72,10 @@ static const struct need needs[] = {
 	 "canaries, vault copies and restored files cannot be written in directories that "
 	 "belong to the share's users"},
 	{CAP_FOWNER, -1, W_VAULT, false, "CAP_FOWNER",
-	 "restored files do not get their mode and times back, and other users' set-ID "
-	 "files cannot be linked into the vault"},
+	 "restored files do not get their mode and times back"},
+	{CAP_LINUX_IMMUTABLE, -1, W_VAULT, false, "CAP_LINUX_IMMUTABLE",
+	 "the vault is not sealed (append-only directory, immutable versions): another root "
+	 "process can delete or rename what it keeps"},
 	{CAP_CHOWN, -1, W_VAULT, false, "CAP_CHOWN",
 	 "restored files do not get their owner and group back"},
 	{CAP_FSETID, -1, W_VAULT, false, "CAP_FSETID",

@@ -2700,7 +2700,7 @@ int vault_guard_start(const struct vault_guard_fs *fs, unsigned nfs,
 					  (g->tid_ok ? FAN_REPORT_TID : 0),
 				  O_RDONLY | O_LARGEFILE | O_CLOEXEC);
 	for (unsigned i = 0; g->tamper >= 0 && i < nfs; i++) {
-		if (fanotify_mark(g->tamper, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD, AT_FDCWD,
+		if (fanotify_mark(g->tamper, FAN_MARK_ADD, FAN_OPEN_PERM | FAN_EVENT_ON_CHILD | FAN_ONDIR, AT_FDCWD,
 				  vault_store_dir(g->fs[i].store)) < 0) {
 			log_warn("guard: vault group mark %s: %s: the path check guards the vault",
 				 vault_store_dir(g->fs[i].store), strerror(errno));
