@@ -229,15 +229,12 @@ static ssize_t read_small(const char *path, char *buf, size_t cap)
 	return n < 0 ? -err : n;
 }
 
-int proccache_read_proc(pid_t pid, struct ward_proc *p)
+int proccache_stat(pid_t pid, struct proc_stat *out)
 {
 	char path[64], buf[1024];
-	ssize_t n;
-	memset(p, 0, sizeof(*p));
-	p->pid = pid;
-
+	memset(out, 0, sizeof(*out));
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	n = read_small(path, buf, sizeof(buf) - 1);
+	ssize_t n = read_small(path, buf, sizeof(buf) - 1);
 	if (n <= 0)
 		return n < 0 ? (int)n : -ESRCH;
 	buf[n] = '\0';
@@ -246,21 +243,36 @@ int proccache_read_proc(pid_t pid, struct ward_proc *p)
 	if (!lp || !rp || rp < lp)
 		return -EINVAL;
 	size_t cl = (size_t)(rp - lp - 1);
-	if (cl >= sizeof(p->comm))
-		cl = sizeof(p->comm) - 1;
-	memcpy(p->comm, lp + 1, cl);
-	p->comm[cl] = '\0';
-	char state;
-	int ppid;
+	if (cl >= sizeof(out->comm))
+		cl = sizeof(out->comm) - 1;
+	memcpy(out->comm, lp + 1, cl);
+	int ppid, tty;
 	unsigned long long start_ticks = 0;
 	/* fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
 	 * utime stime cutime cstime priority nice threads itrealvalue starttime */
-	if (sscanf(rp + 2, "%c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		   &state, &ppid, &start_ticks) != 3)
+	if (sscanf(rp + 2, "%c %d %*d %*d %d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+		   &out->state, &ppid, &tty, &start_ticks) != 4)
 		return -EINVAL;
-	p->ppid = ppid;
+	out->ppid = ppid;
+	out->tty_nr = tty;
 	long tck = sysconf(_SC_CLK_TCK);
-	p->start_ns = start_ticks * (1000000000ull / (unsigned long long)(tck > 0 ? tck : 100));
+	out->start_ns = start_ticks * (1000000000ull / (unsigned long long)(tck > 0 ? tck : 100));
+	return 0;
+}
+
+int proccache_read_proc(pid_t pid, struct ward_proc *p)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+	struct proc_stat ps;
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	int rc = proccache_stat(pid, &ps);
+	if (rc)
+		return rc;
+	memcpy(p->comm, ps.comm, sizeof(p->comm));
+	p->ppid = ps.ppid;
+	p->start_ns = ps.start_ns;
 
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	n = read_small(path, buf, sizeof(buf) - 1);
@@ -301,26 +313,6 @@ int proccache_read_proc(pid_t pid, struct ward_proc *p)
 	return 0;
 }
 
-/* The current parent from /proc/<pid>/stat, or -errno. */
-static pid_t read_ppid(pid_t pid)
-{
-	char path[48], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = '\0';
-	const char *rp = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-	int pp;
-	if (!rp || sscanf(rp + 2, "%*c %d", &pp) != 1)
-		return -EINVAL;
-	return pp;
-}
-
 const struct ward_proc *proccache_get(struct proccache *pc, pid_t pid)
 {
 	struct pc_entry *e = find(pc, pid);
@@ -333,9 +325,9 @@ const struct ward_proc *proccache_get(struct proccache *pc, pid_t pid)
 		if (!e->p.exit_ns && e->p.ppid > 1) {
 			struct pc_entry *pe = find(pc, e->p.ppid);
 			if (!pe || pe->p.exit_ns) { /* gone, or expired from the cache */
-				pid_t now = read_ppid(pid);
-				if (now > 0)
-					e->p.ppid = now;
+				struct proc_stat ps;
+				if (proccache_stat(pid, &ps) == 0 && ps.ppid > 0)
+					e->p.ppid = ps.ppid;
 			}
 		}
 		return &e->p;

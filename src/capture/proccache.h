@@ -36,6 +36,16 @@ void proccache_expire(struct proccache *pc, uint64_t now_ns);
 
 void proccache_stats(const struct proccache *pc, struct proccache_stats *out);
 
+/* What /proc/<pid>/stat says of a process. */
+struct proc_stat {
+	char comm[16];
+	char state;          /* 'R', 'S', 'T' (stopped), ... */
+	pid_t ppid;
+	int tty_nr;          /* controlling terminal, 0: none */
+	uint64_t start_ns;   /* CLOCK_BOOTTIME ns, to the clock tick */
+};
+int proccache_stat(pid_t pid, struct proc_stat *out);   /* 0 or -errno */
+
 /* Reads one process from /proc into p (known=true on success). Returns 0 or -errno. */
 int proccache_read_proc(pid_t pid, struct ward_proc *p);
 

@@ -404,11 +404,10 @@ static bool vault_trusted(void *ctx, pid_t pid)
 	if (n <= 0)
 		return false;
 	exe[n] = '\0';
-	pid_t pp;
-	uint64_t st = 0;
-	if (response_proc_stat(pid, &pp, &st, NULL))
+	struct proc_stat ps;
+	if (proccache_stat(pid, &ps))
 		return false;
-	return allow_match(d, pid, st, exe);
+	return allow_match(d, pid, ps.start_ns, exe);
 }
 
 /* Adds an allow-list entry ("PATH [sha256:HEX]") to the engine and the guard's copy. */
@@ -855,22 +854,6 @@ static const struct ward_proc *lookup_proc(void *ctx, pid_t pid)
 	return sensor_proc(d->sensor, pid);
 }
 
-/* sha256 of a running process's executable, read through /proc/<pid>/exe (works after the
- * file was deleted, as ransomware droppers do). "" when it cannot be read. */
-static void exe_sha256(pid_t pid, char out[65])
-{
-	char path[64];
-	uint8_t sha256[32], sha1[20], md5[16];
-	out[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (scanner_digest_fd(fd, 1ull << 32, sha256, sha1, md5) == 0)
-		scanner_hex(sha256, 32, out);
-	close(fd);
-}
-
 static char *json_of_args(const char *args, size_t len)
 {
 	struct jsonw w;
@@ -918,7 +901,11 @@ static void on_detect(const struct detection *det, void *ctx)
 	inc.start_ns = det->start_ns;
 	inc.uid = det->uid;
 	snprintf(inc.exe, sizeof(inc.exe), "%s", det->exe);
-	exe_sha256(det->pid, inc.exe_sha256);
+	/* read through /proc/<pid>/exe (works after the file was deleted, as droppers do),
+	 * from the cache the allow-list shares; "" when it cannot be read */
+	uint8_t sum[32];
+	if (proc_exe_sha256(d, det->pid, det->start_ns, det->exe, sum) == 0)
+		scanner_hex(sum, 32, inc.exe_sha256);
 	inc.args_json = json_of_args(det->args, det->args_len);
 	inc.score = det->score;
 	inc.first_ns = det->first_ns;

@@ -8,6 +8,7 @@
  * streams behind a 12-byte header) is cleared here by decoding it: ciphertext fed to inflate
  * fails within a few bytes, a real stream decodes. */
 #include "detect/content.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -112,18 +113,10 @@ int content_inspect(int fd, uint64_t size, struct ward_content *out)
 		/* One read for both indicators: each read of a file on a filesystem with
 		 * pre-content marks (the vault) is a round trip to its handler. */
 		unsigned char buf[WHOLE_MAX];
-		size_t got = 0;
-		while (got < size) {
-			ssize_t r = pread(fd, buf + got, (size_t)size - got, (off_t)got);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0)
-				return -errno;
-			if (r == 0)
-				break; /* shrank meanwhile: judge what is there */
-			got += (size_t)r;
-		}
-		return content_inspect_buf(buf, got, out);
+		ssize_t got = io_pread_full(fd, buf, (size_t)size, 0); /* shrank meanwhile: judge what is there */
+		if (got < 0)
+			return (int)got;
+		return content_inspect_buf(buf, (size_t)got, out);
 	}
 	int rc = entropy_sample_fd(fd, size, &es);
 	if (rc)
@@ -154,17 +147,10 @@ int content_inspect_head(int fd, uint64_t *size, struct ward_content *out)
 	if (*size <= CONTENT_HEAD_MIN)
 		return -EAGAIN;
 	unsigned char buf[CONTENT_HEAD_MIN];
-	size_t got = 0;
-	while (got < sizeof(buf)) {
-		ssize_t r = pread(fd, buf + got, sizeof(buf) - got, (off_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
+	ssize_t rd = io_pread_full(fd, buf, sizeof(buf), 0);
+	if (rd < 0)
+		return (int)rd;
+	size_t got = (size_t)rd;
 	struct entropy_summary es;
 	struct filetype_result ft;
 	entropy_sample_buf(buf, got, &es);

@@ -42,6 +42,7 @@
  * system files (107k blocks of ELF, .a, .gz, headers, data): 8 blocks called striped, all in
  * libhogweed's tables of random constants; before the pooled test, 123. */
 #include "detect/entropy.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -363,19 +364,7 @@ static ssize_t src_read(const struct source *s, void *dst, size_t n, uint64_t of
 		memcpy(dst, s->buf + off, k);
 		return (ssize_t)k;
 	}
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(s->fd, (char *)dst + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
+	return io_pread_full(s->fd, dst, n, off);
 }
 
 static int sample(const struct source *s, uint64_t size, struct entropy_summary *out)

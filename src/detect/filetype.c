@@ -16,6 +16,7 @@
 #define _GNU_SOURCE 1  /* memmem */
 #endif
 #include "detect/filetype.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1051,37 +1052,20 @@ int filetype_identify(const void *head, size_t head_len, const void *tail, size_
 	return 0;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
 int filetype_identify_fd(int fd, uint64_t size, struct filetype_result *out)
 {
 	unsigned char head[FILETYPE_HEAD], tail[FILETYPE_TAIL];
 	ssize_t hn, tn = 0;
 	int ret;
 
-	hn = pread_full(fd, head, sizeof(head), 0);
+	hn = io_pread_full(fd, head, sizeof(head), 0);
 	if (hn < 0) {
 		ret = (int)hn;
 		goto out;
 	}
 	if (size > (uint64_t)hn) {
 		uint64_t toff = size > sizeof(tail) ? size - sizeof(tail) : 0;
-		tn = pread_full(fd, tail, (size_t)(size - toff), toff);
+		tn = io_pread_full(fd, tail, (size_t)(size - toff), toff);
 		if (tn < 0) {
 			ret = (int)tn;
 			goto out;

@@ -21,7 +21,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "response/response.h"
+#include "capture/proccache.h"
 
 static int signal_fd(int fd, int sig)
 {
@@ -41,15 +41,14 @@ int pause_add(struct pause_set *s, pid_t pid, uint64_t start_ns, uint64_t now_ns
 	if (fd < 0)
 		return errno == ESRCH ? 0 : -errno;
 	/* the pidfd pins the identity; now check it is the process the engine judged */
-	pid_t pp;
-	uint64_t st;
-	int tty = 0, rc = response_proc_stat(pid, &pp, &st, &tty);
+	struct proc_stat ps;
+	int rc = proccache_stat(pid, &ps);
 	if (rc) {
 		close(fd);
 		return rc == -ENOENT || rc == -ESRCH ? 0 : rc;
 	}
-	uint64_t diff = st > start_ns ? st - start_ns : start_ns - st;
-	if ((start_ns && diff > 20000000ull) || tty != 0) {
+	uint64_t diff = ps.start_ns > start_ns ? ps.start_ns - start_ns : start_ns - ps.start_ns;
+	if ((start_ns && diff > 20000000ull) || ps.tty_nr != 0) {
 		close(fd);
 		s->skipped++;
 		return 0;

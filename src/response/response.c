@@ -4,6 +4,8 @@
  * until a pass finds nothing new (bounded passes: a fork bomb is not a reason to hang). */
 #include "response/response.h"
 
+#include "capture/proccache.h"
+
 #include <ctype.h>
 #include <stdbool.h>
 #include <dirent.h>
@@ -27,38 +29,15 @@ static int pidfd_signal(int fd, int sig)
 	return (int)syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0);
 }
 
-int response_proc_stat(pid_t pid, pid_t *ppid, uint64_t *start_ns, int *tty_nr)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -ESRCH;
-	buf[n] = '\0';
-	/* the command name may hold spaces and parentheses: fields resume after the last ')' */
-	char *rp = strrchr(buf, ')');
-	if (!rp)
-		return -EINVAL;
-	int pp, tty;
-	unsigned long long st;
-	if (sscanf(rp + 2, "%*c %d %*d %*d %d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-		   &pp, &tty, &st) != 3)
-		return -EINVAL;
-	long tck = sysconf(_SC_CLK_TCK);
-	*ppid = pp;
-	*start_ns = st * (1000000000ull / (unsigned long long)(tck > 0 ? tck : 100));
-	if (tty_nr)
-		*tty_nr = tty;
-	return 0;
-}
-
 static int stat_of(pid_t pid, pid_t *ppid, uint64_t *start_ns)
 {
-	return response_proc_stat(pid, ppid, start_ns, NULL);
+	struct proc_stat ps;
+	int rc = proccache_stat(pid, &ps);
+	if (rc == 0) {
+		*ppid = ps.ppid;
+		*start_ns = ps.start_ns;
+	}
+	return rc;
 }
 
 static bool have(const struct response_set *s, pid_t pid)

@@ -26,7 +26,4 @@ void response_kill(struct response_set *set);
 /* SIGCONT everything stopped (after a false alarm); the pidfds are closed. */
 void response_resume(struct response_set *set);
 void response_release(struct response_set *set);   /* closes pidfds, signals nothing */
-/* From /proc/<pid>/stat: parent, start (CLOCK_BOOTTIME ns, to the clock tick) and the
- * controlling terminal (0: none; tty_nr may be NULL). 0 or -errno. */
-int response_proc_stat(pid_t pid, pid_t *ppid, uint64_t *start_ns, int *tty_nr);
 #endif

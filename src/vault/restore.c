@@ -16,6 +16,7 @@
  * back as one file, not as copies.
  * Ward reads the vault through its own directory fd: the guard lets ward's own opens in. */
 #include "vault/restore.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -144,17 +145,10 @@ static int64_t next_hole(int fd, int64_t pos, int64_t end)
 
 static int read_full(int fd, char *buf, size_t n, int64_t off)
 {
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, buf + got, n - got, off + (int64_t)got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
+	ssize_t r = io_pread_full(fd, buf, n, (uint64_t)off);
+	if (r < 0)
+		return (int)r;
+	size_t got = (size_t)r;
 	memset(buf + got, 0, n - got);   /* past EOF reads as zeros: sizes are compared apart */
 	return 0;
 }

@@ -38,6 +38,7 @@
  * prune, delete, a failed save); a copy, reflink or range becomes immutable once indexed. A
  * hard link is the user's own inode: never sealed. */
 #include "vault/store.h"
+#include "core/io.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -830,17 +831,9 @@ static int64_t copy_small(int in, int out, int64_t off, int64_t len, int64_t out
 			  EVP_MD_CTX *sha)
 {
 	char buf[SMALL_COPY];
-	int64_t got = 0;
-	while (got < len) {
-		ssize_t r = pread(in, buf + got, (size_t)(len - got), off + got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0)
-			break;
-		got += r;
-	}
+	int64_t got = io_pread_full(in, buf, (size_t)len, (uint64_t)off);
+	if (got < 0)
+		return got;
 	int rc = write_all(out, buf, (size_t)got, out_off);
 	if (rc)
 		return rc;

@@ -2,8 +2,8 @@
  * the process (state T), a drained queue resumes only pauses begun before it, the bound
  * resumes the rest, detection's takeover (forget) is never resumed, a process that is not
  * the one judged (other start time) or has a controlling terminal is left alone. */
+#include "capture/proccache.h"
 #include "response/pause.h"
-#include "response/response.h"
 #include "t.h"
 
 #include <fcntl.h>
@@ -16,19 +16,11 @@
 static char state_of(pid_t pid)
 {
 	/* a stop takes effect when the signal is delivered: poll briefly */
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	struct proc_stat ps;
 	for (int i = 0; i < 200; i++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
+		if (proccache_stat(pid, &ps))
 			return '?';
-		ssize_t n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			return '?';
-		buf[n] = '\0';
-		char *rp = strrchr(buf, ')');
-		if (rp && rp[2] == 'T')
+		if (ps.state == 'T')
 			return 'T';
 		usleep(1000);
 	}
@@ -49,10 +41,8 @@ static pid_t spawn(bool new_session)
 
 static uint64_t start_of(pid_t pid)
 {
-	pid_t pp;
-	uint64_t st = 0;
-	response_proc_stat(pid, &pp, &st, NULL);
-	return st;
+	struct proc_stat ps;
+	return proccache_stat(pid, &ps) ? 0 : ps.start_ns;
 }
 
 int main(void)
